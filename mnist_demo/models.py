@@ -1,0 +1,74 @@
+"""The networks: the guide's MLP, fixed, and a small CNN. Both return logits.
+
+    python -c "from mnist_demo.models import build_model; print(build_model('cnn'))"
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES
+
+GUIDE_HIDDEN = 28  # the guide's hidden width: it wrote nn.Linear(28, 28), one unit per pixel of a row
+CNN_WIDTH = 32  # channels of the CNN's first block; each later block doubles it
+
+
+class GuideMLP(nn.Module):
+    """The guide's network with its bug fixed: flatten the image so the first layer sees all 784 pixels."""
+
+    def __init__(self, hidden: int = GUIDE_HIDDEN):
+        super().__init__()
+        self.flatten = nn.Flatten()  # (B, 1, 28, 28) -> (B, 784); the guide fed rows of 28 instead
+        self.fc1 = nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden)
+        self.fc2 = nn.Linear(hidden, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(self.flatten(x))))
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 conv, then 2x2 max-pool, then batch norm and ReLU.
+
+    Pooling before the normalisation and activation (as airbench does) gives the same kind of network
+    but runs BatchNorm and ReLU on a quarter of the pixels, which is most of their cost on a CPU.
+    """
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),  # bias is redundant before BN
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks (28 -> 14 -> 7 -> 3 pixels) and a linear classifier."""
+
+    def __init__(self, width: int = CNN_WIDTH):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_block(1, width),  # (B, w, 14, 14)
+            conv_block(width, 2 * width),  # (B, 2w, 7, 7)
+            conv_block(2 * width, 4 * width),  # (B, 4w, 3, 3)
+        )
+        self.classifier = nn.Linear(4 * width * 3 * 3, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+MODELS = {"mlp": GuideMLP, "cnn": SmallCNN}
+# The one size argument of each model, as named in configs and checkpoint metadata.
+SIZE_ARG = {"mlp": "hidden", "cnn": "width"}
+MAX_SIZE = 4096  # refuse absurd widths from configs or checkpoint metadata before allocating them
+
+
+def build_model(name: str, size: int | None = None) -> nn.Module:
+    """Build a model by name ('mlp' or 'cnn'); `size` is the MLP's hidden units or the CNN's width."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    if size is None:
+        return MODELS[name]()
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"{SIZE_ARG[name]} must be an integer from 1 to {MAX_SIZE}, got {size!r}")
+    return MODELS[name](size)

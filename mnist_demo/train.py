@@ -1,0 +1,266 @@
+"""Training: the config, the loop (a generator of progress events), and the command line.
+
+The loop is the guide's loop, fixed and made fast: batches come from uint8 tensors in memory, the CNN
+runs channels-last, and every `log_every` steps it yields a small `Progress` event. The command line
+prints those events as a progress bar; the app plots them. Closing the generator stops training
+between two steps.
+
+    python -m mnist_demo.train --model mlp --out weights/mlp-guide.safetensors     # the guide, fixed
+    python -m mnist_demo.train --model cnn --epochs 2 --out /tmp/cnn.safetensors
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_demo.data import Split, augment, batches, load_mnist, normalize
+from mnist_demo.evaluate import accuracy
+from mnist_demo.models import MODELS, build_model
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "onecycle")
+ONECYCLE_WARMUP = 0.25  # share of the steps spent raising the learning rate to its peak
+
+
+def knob(default: Any, help: str) -> Any:
+    """A config field whose help text is also the command line's."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. The defaults are the guide's hyperparameters."""
+
+    model: str = knob("mlp", "network: 'mlp' (the guide's) or 'cnn'")
+    size: int = knob(0, "hidden units of the MLP or channels of the CNN's first block; 0 = the model's default")
+    epochs: int = knob(5, "passes over the training set")
+    batch_size: int = knob(64, "images per optimizer step")
+    lr: float = knob(0.01, "learning rate (the peak rate with the one-cycle schedule)")
+    optimizer: str = knob("adam", "'adam' (the guide's) or 'sgd' (with Nesterov momentum)")
+    momentum: float = knob(0.9, "SGD momentum")
+    weight_decay: float = knob(0.0, "L2 penalty added by the optimizer")
+    schedule: str = knob("constant", "'constant' (the guide's) or 'onecycle' (warm up, then anneal to zero)")
+    label_smoothing: float = knob(0.0, "share of each target spread over the other classes")
+    train_size: int = knob(60_000, "training images used, a seeded random subset when below 60,000")
+    augment: bool = knob(False, "random affine and stroke-weight changes per batch, for drawn digits")
+    seed: int = knob(0, "seeds the weights, the subset, the shuffling and the augmentation")
+    max_steps: int = knob(0, "stop after this many optimizer steps; 0 = no limit (tests use a few)")
+    log_every: int = knob(10, "optimizer steps between progress events")
+    bf16: bool = knob(False, "bfloat16 autocast (fast on GPUs and on CPUs with bf16 units; slow on others)")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.model not in MODELS:
+            problems.append(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name, lo, hi in [("size", 0, 4096), ("epochs", 1, 1000), ("batch_size", 1, 60_000),
+                             ("train_size", 1, 60_000), ("max_steps", 0, 10**9), ("log_every", 1, 10**6)]:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                problems.append(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+        for name, lo, hi in [("lr", 0.0, 10.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
+                             ("label_smoothing", 0.0, 1.0)]:
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or not lo <= value <= hi or (name == "lr" and value == 0):
+                problems.append(f"{name} must be a number in {'(' if name == 'lr' else '['}{lo}, {hi}], got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63:
+            problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def steps_per_epoch(self, available: int = 60_000) -> int:
+        """Optimizer steps per epoch when `available` training images exist."""
+        return math.ceil(min(self.train_size, available) / self.batch_size)
+
+    def total_steps(self, available: int = 60_000) -> int:
+        steps = self.epochs * self.steps_per_epoch(available)
+        return min(steps, self.max_steps) if self.max_steps else steps
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports every `log_every` steps and at the end of each epoch."""
+
+    step: int  # optimizer steps done
+    total_steps: int  # steps the run will take
+    epoch: int  # current epoch, from 1
+    loss: float  # mean training loss since the previous event
+    samples_per_s: float  # training throughput so far (evaluation time excluded)
+    elapsed: float  # seconds since the run started, evaluation included
+    train_seconds: float  # seconds spent in optimizer steps
+    test_accuracy: float | None = None  # set at the end of each epoch (and of a run cut short by max_steps)
+
+    @property
+    def seconds_left(self) -> float:
+        """Training time still to go at the current speed (evaluations not counted)."""
+        return self.train_seconds / max(1, self.step) * (self.total_steps - self.step)
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, else the CPU; chosen once and passed explicitly."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def new_model(config: TrainConfig) -> nn.Module:
+    """The untrained model `config` asks for, its weights seeded by `config.seed`."""
+    torch.manual_seed(config.seed)
+    return build_model(config.model, config.size or None)
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        # fused: one kernel for all parameters, which matters for small models with many small steps
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+                           weight_decay=config.weight_decay)
+
+
+def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer,
+                  total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if config.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                               pct_start=ONECYCLE_WARMUP)
+
+
+def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None, test_data: Split | None = None,
+          device: torch.device | None = None) -> Iterator[Progress]:
+    """Train `model` in place, yielding `Progress`; MNIST is loaded when no data is given.
+
+    Timing: `train_seconds` counts batching and optimizer steps, not evaluation and not the time the
+    consumer spends between our yields (drawing a plot, say).
+    """
+    device = device or pick_device()
+    generator = torch.Generator().manual_seed(config.seed)  # subset, shuffling and augmentation
+    train_data = load_mnist(train=True) if train_data is None else train_data
+    test_data = load_mnist(train=False) if test_data is None else test_data
+    # A seeded random subset, kept as indices so the shared uint8 images are never copied.
+    subset = torch.randperm(len(train_data), generator=generator)[: config.train_size] \
+        if config.train_size < len(train_data) else None
+    # Convolutions run fastest on CPU (oneDNN) and GPU with channels-last activations.
+    memory_format = torch.channels_last if config.model == "cnn" else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    total = config.total_steps(len(train_data))
+    optimizer = make_optimizer(config, model)
+    schedule = make_schedule(config, optimizer, total)
+
+    step, seen, train_seconds = 0, 0, 0.0
+    loss_sum, loss_steps = torch.zeros((), device=device), 0  # summed on the device: one sync per event
+    start = mark = time.perf_counter()
+
+    def progress(epoch: int, test_accuracy: float | None = None) -> Progress:
+        return Progress(step, total, epoch, (loss_sum / max(1, loss_steps)).item(), seen / max(train_seconds, 1e-9),
+                        time.perf_counter() - start, train_seconds, test_accuracy)
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        for images, labels in batches(train_data, config.batch_size, generator, device, subset):
+            x = images.unsqueeze(1).float() / 255  # (B, 1, 28, 28) in [0, 1]
+            if config.augment:
+                x = augment(x, generator)
+            x = normalize(x).contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                loss = F.cross_entropy(model(x), labels, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            loss_sum += loss.detach()
+            step, seen, loss_steps = step + 1, seen + len(labels), loss_steps + 1
+            if step >= total:
+                break
+            if loss_steps == config.log_every:
+                train_seconds += time.perf_counter() - mark
+                yield progress(epoch)
+                loss_sum.zero_()
+                loss_steps, mark = 0, time.perf_counter()
+        train_seconds += time.perf_counter() - mark
+        event = progress(epoch, accuracy(model, test_data, device))
+        yield event
+        loss_sum.zero_()
+        loss_steps, mark = 0, time.perf_counter()
+        if step >= total:
+            break
+    model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+
+def config_parser() -> Any:
+    """An argparse parser with one option per `TrainConfig` field, defaults read from the dataclass."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mnist_demo.train", description="Train a model on MNIST.")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"] + " (default: %(default)s)")
+    parser.add_argument("--out", help="write the trained model here (.safetensors, plus a .json beside it)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from mnist_demo.checkpoint import save_checkpoint
+    from mnist_demo.data import MNISTNotFoundError
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = vars(config_parser().parse_args(argv))
+    out = args.pop("out")
+    try:
+        config = TrainConfig(**args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    device = pick_device()
+    model = new_model(config)
+    print(f"training {config.model} on {device} ({torch.get_num_threads()} threads): {config}")
+
+    last: Progress | None = None
+    try:
+        with tqdm(total=config.total_steps(), unit="step", dynamic_ncols=True, mininterval=0.5) as bar:
+            for event in train(config, model, device=device):
+                bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", img_s=f"{event.samples_per_s:,.0f}",
+                                refresh=False)
+                bar.update(event.step - bar.n)
+                if event.test_accuracy is not None:
+                    bar.write(f"epoch {event.epoch}: test accuracy {event.test_accuracy * 100:.2f}% "
+                              f"after {event.train_seconds:.1f} s of training")
+                last = event
+    except MNISTNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"done: test accuracy {last.test_accuracy * 100:.2f}%, {last.train_seconds:.1f} s training, "
+          f"{last.elapsed:.1f} s in all, {last.samples_per_s:,.0f} images/s")
+    if out:
+        command = "python -m mnist_demo.train " + shlex.join(argv)
+        save_checkpoint(out, model, config=config.__dict__, test_accuracy=last.test_accuracy, command=command,
+                        seed=config.seed, train_seconds=round(last.train_seconds, 2), steps=last.step,
+                        hardware={"device": str(device), "torch_threads": torch.get_num_threads()})
+        print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

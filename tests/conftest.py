@@ -1,0 +1,30 @@
+"""Shared fixtures. Tests that need real MNIST fail (never skip) when it cannot be found."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no version-check thread, no network
+
+
+@pytest.fixture(scope="session")
+def mnist_train():
+    """The real MNIST training split (60,000 images); fails the test when MNIST is missing."""
+    return _load(train=True)
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The real MNIST test split (10,000 images); fails the test when MNIST is missing."""
+    return _load(train=False)
+
+
+def _load(train: bool):
+    from mnist_demo.data import MNISTNotFoundError, load_mnist
+
+    try:
+        return load_mnist(train=train)
+    except MNISTNotFoundError as err:
+        pytest.fail(f"this test needs the real MNIST (set MNIST_ROOT): {err}")
