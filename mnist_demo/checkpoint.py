@@ -69,7 +69,7 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 
 
-def checkpoint_bytes(model: nn.Module, **metadata: Any) -> tuple[bytes, dict[str, Any]]:
+def checkpoint_bytes(model: nn.Module, /, **metadata: Any) -> tuple[bytes, dict[str, Any]]:
     """Serialise `model` with its spec, our normalisation and `metadata` (JSON-able) into safetensors bytes.
 
     The spec and normalisation always describe `model` itself, whatever `metadata` says, so a loaded
@@ -88,7 +88,7 @@ def checkpoint_bytes(model: nn.Module, **metadata: Any) -> tuple[bytes, dict[str
     return save_safetensors(tensors, metadata={METADATA_KEY: json.dumps(meta)}), meta
 
 
-def save_checkpoint(path: Path | str, model: nn.Module, **metadata: Any) -> Path:
+def save_checkpoint(path: Path | str, model: nn.Module, /, **metadata: Any) -> Path:
     """Write `path` (.safetensors) and a readable copy of its metadata beside it (.json)."""
     path = Path(path)
     data, meta = checkpoint_bytes(model, **metadata)

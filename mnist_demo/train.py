@@ -30,6 +30,7 @@ from mnist_demo.models import MODELS, build_model
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle")
 ONECYCLE_WARMUP = 0.25  # share of the steps spent raising the learning rate to its peak
+ONECYCLE_MIN_STEPS = 8  # shorter runs (smoke tests) keep the rate constant: the schedule needs room to ramp
 
 
 def knob(default: Any, help: str) -> Any:
@@ -131,7 +132,7 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
 
 def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer,
                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if config.schedule == "constant":
+    if config.schedule == "constant" or total_steps < ONECYCLE_MIN_STEPS:
         return None
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
                                                pct_start=ONECYCLE_WARMUP)

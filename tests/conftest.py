@@ -28,3 +28,15 @@ def _load(train: bool):
         return load_mnist(train=train)
     except MNISTNotFoundError as err:
         pytest.fail(f"this test needs the real MNIST (set MNIST_ROOT): {err}")
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The real app (app.py's `demo`), launched once on a free loopback port; its URL."""
+    import app
+
+    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
+    try:
+        yield url
+    finally:
+        app.demo.close()

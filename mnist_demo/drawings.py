@@ -1,0 +1,110 @@
+"""Accuracy on people's drawings: a folder with subfolders 0 .. 9 of image files, each read as the app reads a canvas.
+
+Every file goes through `sketch_to_tensor`, exactly as a Sketchpad drawing does, so the numbers say how the app
+fares on real drawings. A file that cannot be read, or holds no drawing, is counted and reported, never fatal.
+
+    python -m mnist_demo.evaluate weights/cnn.safetensors --drawings DIR [--json]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from mnist_demo.data import NUM_CLASSES
+from mnist_demo.evaluate import EVAL_BATCH, confusion_matrix, format_confusion
+from mnist_demo.preprocess import Sketch, sketch_to_tensor
+
+MAX_FILE_BYTES = 32 * 2**20  # a drawing is a few kB to a few MB; larger files are refused unread
+SHOW_WRONG = 20  # misread drawings listed by name in the text report
+
+
+def read_drawing(path: Path) -> Sketch | str:
+    """One image file -> its Sketch, or the reason it cannot be used."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file"
+        if size > MAX_FILE_BYTES:
+            return f"file of {size / 2**20:.0f} MB; drawings here are at most {MAX_FILE_BYTES // 2**20} MB"
+        with Image.open(path) as image:  # reads the header only; sketch_to_tensor checks the size first
+            sketch = sketch_to_tensor(image)
+    except UnidentifiedImageError:
+        return "not an image file"
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # truncated, unreadable, or no canvas
+        return f"{type(err).__name__}: {err}"
+    return sketch if sketch is not None else "blank: no drawing on the canvas"
+
+
+def find_drawings(folder: Path | str) -> list[tuple[Path, int]]:
+    """(file, digit) for every file in `folder`/0 .. `folder`/9, in a stable order; hidden files are skipped."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"no folder of drawings at {folder}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder; expected one with subfolders 0 .. 9 of drawings")
+    digits = [d for d in range(NUM_CLASSES) if (folder / str(d)).is_dir()]
+    if not digits:
+        raise FileNotFoundError(f"{folder} has no subfolders 0 .. 9; put each drawing in the folder of its digit")
+    return [(path, d) for d in digits for path in sorted((folder / str(d)).iterdir())
+            if path.is_file() and not path.name.startswith(".")]
+
+
+@torch.no_grad()
+def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
+    """Accuracy, per-digit accuracy, confusion matrix and unreadable files for a folder of drawings, JSON-able."""
+    sketches, labels, paths, unreadable = [], [], [], []
+    for path, digit in find_drawings(folder):
+        read = read_drawing(path)
+        if isinstance(read, str):
+            unreadable.append({"path": str(path), "digit": digit, "reason": read})
+        else:
+            sketches.append(read)
+            labels.append(digit)
+            paths.append(path)
+
+    was_training = model.training
+    model.eval()
+    preds = [model(torch.cat([s.tensor for s in sketches[i : i + EVAL_BATCH]])).argmax(1)  # (B,)
+             for i in range(0, len(sketches), EVAL_BATCH)]
+    model.train(was_training)
+    preds = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+    labels = torch.tensor(labels, dtype=torch.long)
+
+    confusion = confusion_matrix(labels, preds)
+    n = len(labels)
+    per_class = {str(d): {"n": int(confusion[d].sum()),
+                          "accuracy": confusion[d, d].item() / int(confusion[d].sum()) if confusion[d].sum() else None}
+                 for d in range(NUM_CLASSES)}
+    wrong = [{"path": str(p), "digit": int(t), "read_as": int(r)}
+             for p, t, r in zip(paths, labels, preds, strict=True) if t != r]
+    return {"dataset": "drawings", "folder": str(folder), "n": n,
+            "accuracy": confusion.trace().item() / n if n else None,
+            "per_class": per_class, "confusion": confusion.tolist(), "wrong": wrong, "unreadable": unreadable}
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def format_drawings_report(result: dict) -> str:
+    """The result of `evaluate_drawings` as text for people: overall, per digit, confusions, problem files."""
+    n, wrong = result["n"], result["wrong"]
+    lines = [f"Drawings in {result['folder']}: {_percent(result['accuracy'])} read correctly "
+             f"({n - len(wrong)} of {n})"]
+    if result["unreadable"]:
+        lines.append(f"{len(result['unreadable'])} file(s) could not be used (not counted above)")
+    lines += ["", "digit  drawings  accuracy"]
+    lines += [f"{d:>5}  {c['n']:>8}  {_percent(c['accuracy']):>8}" for d, c in result["per_class"].items()]
+    lines += ["", format_confusion(result["confusion"])]
+    if wrong:
+        lines += ["", "misread:"]
+        lines += [f"  {w['path']}: a {w['digit']} read as {w['read_as']}" for w in wrong[:SHOW_WRONG]]
+        if len(wrong) > SHOW_WRONG:
+            lines.append(f"  ... and {len(wrong) - SHOW_WRONG} more (see --json)")
+    if result["unreadable"]:
+        lines += ["", "not used:"] + [f"  {u['path']}: {u['reason']}" for u in result["unreadable"]]
+    return "\n".join(lines)

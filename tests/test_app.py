@@ -1,0 +1,167 @@
+"""The app: handlers called directly on Sketchpad-shaped values, then the launched app through gradio_client."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+
+import app
+from mnist_demo.inference import SharedModels
+from tests.sketches import draw, sketchpad
+
+CLEARED = {"background": None, "layers": [], "composite": None}  # never drawn, or after the trash can
+
+
+@pytest.fixture(scope="module")
+def handlers():
+    return app.Handlers(SharedModels.from_folder(app.WEIGHTS, tuple(app.SHIPPED)))
+
+
+def top(label: dict[str, float]) -> str:
+    return max(label, key=label.get)
+
+
+@pytest.mark.parametrize("digit", list("0123456789"))
+def test_each_drawn_digit_is_read(handlers, digit):
+    label = handlers.predict(sketchpad(draw(digit)), "cnn", None)
+    assert sorted(label) == list("0123456789") and abs(sum(label.values()) - 1) < 1e-4
+    assert top(label) == digit
+
+
+def test_a_number_is_read_left_to_right(handlers):
+    label = handlers.predict(sketchpad(draw("2024", height=0.3)), "cnn", None)
+    assert top(label) == "2024" and len(label) > 1
+    verdict, seen, why = handlers.explain(sketchpad(draw("2024", height=0.3)), "cnn", None)
+    assert "2024" in verdict
+    assert seen.shape[1] > 4 * seen.shape[0] and why.shape == seen.shape  # four 28x28 inputs side by side
+
+
+UNDONE = {"background": np.full((280, 280, 4), 255, np.uint8),  # Undo back to nothing: white paper, empty layer
+          "layers": [np.zeros((280, 280, 4), np.uint8)], "composite": np.full((280, 280, 4), 255, np.uint8)}
+
+
+@pytest.mark.parametrize("value", [None, CLEARED, UNDONE], ids=["none", "cleared", "undo"])
+def test_empty_and_cleared_canvases_ask_for_a_digit(handlers, value):
+    assert handlers.predict(value, "cnn", None) is None
+    assert handlers.explain(value, "cnn", None) == ("### Draw a digit", None, None)
+
+
+def test_explain_shows_the_input_and_the_saliency(handlers):
+    verdict, seen, why = handlers.explain(sketchpad(draw("7")), "cnn", None)
+    assert verdict.startswith("### It's a 7")
+    assert seen.shape == why.shape == (224, 224, 3) and seen.dtype == np.uint8
+    assert (why[..., 0] > why[..., 2] + 60).any()  # some pixels are red: they pushed towards the 7
+
+
+def test_unsure_answers_say_so(handlers, monkeypatch):
+    import mnist_demo.inference as inference
+
+    monkeypatch.setattr(inference, "UNSURE_BELOW", 1.01)  # nothing is sure enough
+    verdict, _, _ = handlers.explain(sketchpad(draw("4")), "cnn", None)
+    assert verdict.startswith("### Not sure: 4 or ") and verdict.endswith("?")
+
+
+def test_every_shipped_model_answers(handlers):
+    for name in app.SHIPPED:
+        assert top(handlers.predict(sketchpad(draw("1")), name, None)) == "1", name
+
+
+def test_your_model_needs_training_first(handlers):
+    with pytest.raises(gr.Error, match="train one"):
+        handlers.predict(sketchpad(draw("1")), app.YOURS, None)
+    assert "train one" in handlers.explain(sketchpad(draw("1")), app.YOURS, None)[0]
+
+
+def test_garbage_canvas_gives_a_clear_error(handlers):
+    with pytest.raises(gr.Error):
+        handlers.predict({"background": None, "layers": [], "composite": np.full((3, 3, 9), 1.0)}, "cnn", None)
+    assert handlers.explain("not an image", "cnn", None)[0].startswith("**")
+
+
+def train_args(**changes):
+    args = dict(model_name="cnn", size=4, epochs=1, batch_size=64, lr=0.01, optimizer="adam", train_size=200,
+                augment=False, seed=0)
+    return {**args, **changes}
+
+
+@pytest.mark.parametrize("changes", [{"epochs": 1000}, {"lr": float("nan")}, {"train_size": 10**9},
+                                     {"model_name": "transformer"}, {"size": -1}, {"batch_size": 10**6}])
+def test_bad_training_settings_are_refused(handlers, changes):
+    with pytest.raises(gr.Error, match="Cannot train"):
+        next(handlers.train(*train_args(**changes).values(), None))
+
+
+@pytest.mark.mnist
+def test_training_streams_and_gives_the_visitor_a_model(handlers, mnist_test):
+    updates = list(handlers.train(*train_args().values(), None))
+    losses, accuracies, status, visitor, picker, confusion, gallery, weights = updates[-1]
+    assert status.startswith("done") and len(losses) >= 1 and list(accuracies["epoch"]) == [1]
+    assert visitor.model is not None and visitor.model.name == "cnn"
+    picker = next(u[4] for u in updates if "choices" in u[4])  # the epoch's end selected the new model
+    assert app.YOURS in [value for _, value in picker["choices"]] and picker["value"] == app.YOURS
+    assert confusion.shape == (10, 11) and confusion.iloc[:, 1:].to_numpy().sum() == 10_000
+    assert len(gallery) > 0 and all("said" in caption for _, caption in gallery)
+    from mnist_demo.checkpoint import load_checkpoint
+
+    assert load_checkpoint(weights).metadata["test_accuracy"] == visitor.model.test_accuracy
+    assert handlers.predict(sketchpad(draw("1")), app.YOURS, visitor) is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# The launched app, through gradio_client, as a script calling a Space would.
+
+
+def drawn_png(tmp_path, text: str, name: str | None = None) -> str:
+    path = tmp_path / f"{name or text}.png"
+    draw(text).save(path)
+    return str(path)
+
+
+@pytest.mark.app
+@pytest.mark.slow
+def test_client_predicts_drawn_files(app_url, tmp_path):
+    client = Client(app_url, verbose=False)
+    for digit in "037":
+        value = {"background": None, "layers": [], "composite": handle_file(drawn_png(tmp_path, digit))}
+        result = client.predict(value, "cnn", api_name="/predict")
+        assert result["label"] == digit and len(result["confidences"]) == 10
+    empty = client.predict({"background": None, "layers": [], "composite": None}, "cnn", api_name="/predict")
+    assert not empty.get("label") and not empty.get("confidences")
+
+
+@pytest.mark.app
+@pytest.mark.slow
+def test_client_endpoints_are_named_and_internals_private(app_url):
+    api = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/predict", "/train"}
+    assert not api["unnamed_endpoints"]
+
+
+@pytest.mark.app
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_client_trains_stops_and_keeps_models_apart(app_url, tmp_path, mnist_test):
+    png = drawn_png(tmp_path, "1")
+    value = {"background": None, "layers": [], "composite": handle_file(png)}
+    alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
+
+    job = alice.submit(**train_args(), api_name="/train")
+    statuses = [out[2] for out in job]
+    assert statuses[-1].startswith("done") and len(statuses) >= 2
+    assert len(alice.predict(value, app.YOURS, api_name="/predict")["confidences"]) == 10
+    with pytest.raises(Exception, match="yours|train one"):
+        bob.predict(value, app.YOURS, api_name="/predict")  # Alice's model is hers alone
+
+    long_run = bob.submit(**train_args(epochs=10, train_size=60_000, size=16), api_name="/train")
+    next(iter(long_run))  # it has started and streamed its first update
+    long_run.cancel()
+    assert bob.predict(value, "cnn", api_name="/predict")["label"] == "1"  # the server still answers
+
+    # Training runs one at a time: had the cancelled run (minutes long) gone on, this one would wait for it.
+    start = time.monotonic()
+    assert alice.submit(**train_args(seed=1), api_name="/train").result(timeout=120)[2].startswith("done")
+    assert time.monotonic() - start < 60
