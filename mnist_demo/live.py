@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from mnist_demo.checkpoint import Checkpoint, checkpoint_bytes
-from mnist_demo.data import load_mnist
+from mnist_demo.data import load_mnist, normalize
 from mnist_demo.evaluate import confusion_matrix, predict_split
 from mnist_demo.inference import prepare
+from mnist_demo.personal import PersonalSet
 from mnist_demo.train import Progress, TrainConfig, new_model, train
 
 # Limits per training run in the app, checked on the server (the sliders are only a convenience).
@@ -65,6 +66,7 @@ class Visitor:
 
     model: Checkpoint | None = None  # their latest evaluated model, ready for inference
     previous: Checkpoint | None = None  # what `model` replaced, so it can be restored
+    drawings: PersonalSet = field(default_factory=PersonalSet)  # the digits they drew and labelled
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class LiveUpdate:
     status: str
     model_changed: bool = False  # the visitor's model was replaced by a newly evaluated one
     results: Results | None = None  # set once, when the run ends
+    probe: dict[str, float] | None = None  # what the model in training reads the watched drawing as
 
 
 def snapshot(model: nn.Module, config: TrainConfig, event: Progress) -> Checkpoint:
@@ -114,8 +117,21 @@ def mistakes(model: nn.Module, limit: int = GALLERY_SIZE) -> tuple[np.ndarray, l
     return confusion_matrix(test.labels, preds).numpy(), gallery
 
 
-def train_live(config: TrainConfig, visitor: Visitor) -> Iterator[LiveUpdate]:
-    """Run `config` for `visitor`, yielding Train-tab updates at most every `UPDATE_EVERY_S`."""
+@torch.no_grad()
+def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
+    """{digit: probability} for one (28, 28) uint8 drawing, from a model in the middle of training."""
+    training = model.training
+    model.eval()  # batch norm must use its running statistics for a single image
+    probabilities = model(normalize(torch.from_numpy(image)[None])).softmax(dim=1)[0]  # (10,)
+    model.train(training)
+    return {str(d): float(p) for d, p in enumerate(probabilities)}
+
+
+def train_live(config: TrainConfig, visitor: Visitor, probe: np.ndarray | None = None) -> Iterator[LiveUpdate]:
+    """Run `config` for `visitor`, yielding Train-tab updates at most every `UPDATE_EVERY_S`.
+
+    `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
+    """
     model, before = new_model(config), visitor.model
     losses: list[tuple[int, float]] = []
     accuracies: list[tuple[int, float]] = []
@@ -123,7 +139,8 @@ def train_live(config: TrainConfig, visitor: Visitor) -> Iterator[LiveUpdate]:
 
     def update(status: str, **extra) -> LiveUpdate:
         return LiveUpdate(pd.DataFrame(losses, columns=["step", "loss"]),
-                          pd.DataFrame(accuracies, columns=["epoch", "accuracy"]), status, **extra)
+                          pd.DataFrame(accuracies, columns=["epoch", "accuracy"]), status,
+                          probe=None if probe is None else read_probe(model, probe), **extra)
 
     for event in train(config, model, device=torch.device("cpu")):
         losses.append((event.step, event.loss))

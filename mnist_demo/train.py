@@ -191,7 +191,7 @@ def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None
                 loss_sum.zero_()
                 loss_steps, mark = 0, time.perf_counter()
         train_seconds += time.perf_counter() - mark
-        event = progress(epoch, accuracy(model, test_data, device))
+        event = progress(epoch, accuracy(model, test_data, device) if len(test_data) else None)
         yield event
         loss_sum.zero_()
         loss_steps, mark = 0, time.perf_counter()

@@ -8,10 +8,11 @@ import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
+from sketches import draw, sketchpad
 
 import app
 from mnist_demo.inference import SharedModels
-from tests.sketches import draw, sketchpad
+from mnist_demo.live import Visitor
 
 CLEARED = {"background": None, "layers": [], "composite": None}  # never drawn, or after the trash can
 
@@ -35,9 +36,10 @@ def test_each_drawn_digit_is_read(handlers, digit):
 def test_a_number_is_read_left_to_right(handlers):
     label = handlers.predict(sketchpad(draw("2024", height=0.3)), "cnn", None)
     assert top(label) == "2024" and len(label) > 1
-    verdict, seen, why = handlers.explain(sketchpad(draw("2024", height=0.3)), "cnn", None)
+    verdict, seen, why, truth = handlers.explain(sketchpad(draw("2024", height=0.3)), "cnn", None)
     assert "2024" in verdict
     assert seen.shape[1] > 4 * seen.shape[0] and why.shape == seen.shape  # four 28x28 inputs side by side
+    assert truth is None  # a number cannot be added as one digit
 
 
 UNDONE = {"background": np.full((280, 280, 4), 255, np.uint8),  # Undo back to nothing: white paper, empty layer
@@ -47,12 +49,12 @@ UNDONE = {"background": np.full((280, 280, 4), 255, np.uint8),  # Undo back to n
 @pytest.mark.parametrize("value", [None, CLEARED, UNDONE], ids=["none", "cleared", "undo"])
 def test_empty_and_cleared_canvases_ask_for_a_digit(handlers, value):
     assert handlers.predict(value, "cnn", None) is None
-    assert handlers.explain(value, "cnn", None) == ("### Draw a digit", None, None)
+    assert handlers.explain(value, "cnn", None) == ("### Draw a digit", None, None, None)
 
 
 def test_explain_shows_the_input_and_the_saliency(handlers):
-    verdict, seen, why = handlers.explain(sketchpad(draw("7")), "cnn", None)
-    assert verdict.startswith("### It's a 7")
+    verdict, seen, why, truth = handlers.explain(sketchpad(draw("7")), "cnn", None)
+    assert verdict.startswith("### It's a 7") and truth == "7"  # offered as the truth to correct
     assert seen.shape == why.shape == (224, 224, 3) and seen.dtype == np.uint8
     assert (why[..., 0] > why[..., 2] + 60).any()  # some pixels are red: they pushed towards the 7
 
@@ -61,7 +63,7 @@ def test_unsure_answers_say_so(handlers, monkeypatch):
     import mnist_demo.inference as inference
 
     monkeypatch.setattr(inference, "UNSURE_BELOW", 1.01)  # nothing is sure enough
-    verdict, _, _ = handlers.explain(sketchpad(draw("4")), "cnn", None)
+    verdict, *_ = handlers.explain(sketchpad(draw("4")), "cnn", None)
     assert verdict.startswith("### Not sure: 4 or ") and verdict.endswith("?")
 
 
@@ -72,8 +74,8 @@ def test_every_shipped_model_answers(handlers):
 
 def test_your_model_needs_training_first(handlers):
     with pytest.raises(gr.Error, match="train one"):
-        handlers.predict(sketchpad(draw("1")), app.YOURS, None)
-    assert "train one" in handlers.explain(sketchpad(draw("1")), app.YOURS, None)[0]
+        handlers.predict(sketchpad(draw("1")), app.YOURS, Visitor())
+    assert "train one" in handlers.explain(sketchpad(draw("1")), app.YOURS, Visitor())[0]
 
 
 def test_garbage_canvas_gives_a_clear_error(handlers):
@@ -84,7 +86,7 @@ def test_garbage_canvas_gives_a_clear_error(handlers):
 
 def train_args(**changes):
     args = dict(model_name="cnn", size=4, epochs=1, batch_size=64, lr=0.01, optimizer="adam", train_size=200,
-                augment=False, seed=0)
+                augment=False, seed=0, probe=-1)
     return {**args, **changes}
 
 
@@ -92,16 +94,19 @@ def train_args(**changes):
                                      {"model_name": "transformer"}, {"size": -1}, {"batch_size": 10**6}])
 def test_bad_training_settings_are_refused(handlers, changes):
     with pytest.raises(gr.Error, match="Cannot train"):
-        next(handlers.train(*train_args(**changes).values(), None))
+        next(handlers.train(*train_args(**changes).values(), Visitor()))
 
 
 @pytest.mark.mnist
 def test_training_streams_and_gives_the_visitor_a_model(handlers, mnist_test):
-    updates = list(handlers.train(*train_args().values(), None))
-    losses, accuracies, status, visitor, picker, confusion, gallery, weights = updates[-1]
+    visitor = Visitor()
+    visitor.drawings.add(sketchpad(draw("3")), 3)
+    updates = list(handlers.train(*train_args(probe=0).values(), visitor))
+    losses, accuracies, status, _, probed, confusion, gallery, weights = updates[-1]
     assert status.startswith("done") and len(losses) >= 1 and list(accuracies["epoch"]) == [1]
     assert visitor.model is not None and visitor.model.name == "cnn"
-    picker = next(u[4] for u in updates if "choices" in u[4])  # the epoch's end selected the new model
+    picker = next(u[3] for u in updates if "choices" in u[3])  # the epoch's end selected the new model
+    assert sorted(probed) == list("0123456789")  # the watched drawing, read by the model in training
     assert app.YOURS in [value for _, value in picker["choices"]] and picker["value"] == app.YOURS
     assert confusion.shape == (10, 11) and confusion.iloc[:, 1:].to_numpy().sum() == 10_000
     assert len(gallery) > 0 and all("said" in caption for _, caption in gallery)

@@ -1,0 +1,299 @@
+"""A visitor's own labelled drawings ("Teach it your handwriting"): the set, its accuracy, zip export and import.
+
+Each entry keeps the 28 x 28 image the network sees and the drawing itself (dark ink on white, cropped to
+the ink with a margin, at most `DRAWING_SIDE` pixels a side), so an exported set re-imports through the
+same preprocessing. The zip layout is the one `python -m mnist_demo.evaluate WEIGHTS --drawings DIR`
+reads: folders `0` .. `9` of image files. Imports are untrusted: sizes and counts are checked before
+anything is decompressed, nothing is ever written to disk, and each bad member is skipped with a reason.
+Pure Python: the app keeps a `PersonalSet` in `gr.State`.
+
+    python -m pytest tests/test_personal.py
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, Split
+from mnist_demo.evaluate import predict_split
+from mnist_demo.preprocess import Sketch, contrast, read_canvas, sketch_to_tensor
+
+# The set is refused new drawings at the cap (a clear ValueError) rather than silently dropping old
+# ones: a visitor who labelled 200 digits should decide what goes. 200 entries are about 4 MB.
+MAX_DRAWINGS = 200
+DRAWING_SIDE = 140  # longest side of a kept drawing: enough for a gallery and to re-import faithfully
+CROP_MARGIN = 0.25  # paper kept around the ink on each side, as a share of the ink's longest side
+
+# Zip import limits, checked from the archive's directory before anything is decompressed.
+MAX_ZIP_BYTES = 32 * 2**20  # the archive itself; an exported full set is well under 2 MB
+MAX_MEMBERS = 1000  # entries in the archive, folders included
+MAX_MEMBER_BYTES = 4 * 2**20  # one image file, uncompressed
+MAX_TOTAL_BYTES = 64 * 2**20  # all members together, uncompressed, as their headers declare
+MAX_IMAGE_PIXELS = 2048 * 2048  # width x height from the image header, checked before decoding
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * 512  # the central directory: a record is 46 bytes plus its name
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # decoders we let untrusted bytes reach
+# The zip format's end-of-archive records (APPNOTE 4.3.14-16), read to size the directory before parsing it.
+EOCD_SIGNATURE, EOCD_SIZE, MAX_COMMENT = b"PK\x05\x06", 22, 0xFFFF
+ZIP64_LOCATOR_SIGNATURE, ZIP64_LOCATOR_SIZE = b"PK\x06\x07", 20
+LABEL_FOLDERS = tuple(str(d) for d in range(NUM_CLASSES))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One labelled drawing."""
+
+    image: np.ndarray  # (28, 28) uint8, white ink on black: what the network sees
+    drawing: np.ndarray  # (s, s) uint8, dark ink on white, s <= DRAWING_SIDE: what the visitor drew, cropped
+    label: int  # the digit the visitor says it is
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: how many drawings joined the set, and each skipped file with the reason."""
+
+    added: int
+    skipped: list[tuple[str, str]]  # (name in the archive, why it was skipped)
+
+    def summary(self) -> str:
+        """One line for the visitor, e.g. 'added 12 drawings; skipped 3: 2 not an image, 1 blank'."""
+        text = f"added {self.added} drawing{'s' * (self.added != 1)}"
+        if self.skipped:
+            reasons = Counter(why for _, why in self.skipped)
+            text += f"; skipped {len(self.skipped)}: " + ", ".join(f"{n} {why}" for why, n in reasons.most_common())
+        return text
+
+
+def check_label(label: object) -> int:
+    """A digit 0-9 from an int or a one-digit string (what a dropdown sends); ValueError otherwise."""
+    if isinstance(label, str) and label.strip() in LABEL_FOLDERS:
+        return int(label.strip())
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool) and 0 <= label < NUM_CLASSES:
+        return int(label)
+    raise ValueError(f"the label must be a digit from 0 to {NUM_CLASSES - 1}, got {label!r}")
+
+
+def keepsake(value: object, sketch: Sketch) -> np.ndarray:
+    """The drawing's ink as dark on white, a square crop around `sketch.box`: (s, s) uint8, s <= DRAWING_SIDE.
+
+    The ink is measured as preprocessing measures it (contrast to the paper, scaled by the ink's full
+    strength), so re-reading the saved picture gives the same 28 x 28 image within rounding.
+    """
+    canvas = read_canvas(value)
+    left, top, right, bottom = sketch.box
+    side = max(IMAGE_SIZE, round(max(right - left, bottom - top) * (1 + 2 * CROP_MARGIN)))
+    x0, y0 = round((left + right - side) / 2), round((top + bottom - side) / 2)
+    width, height = canvas.source.size
+    inside = (max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side))
+    ink = np.zeros((side, side), np.float32)  # paper beyond the canvas edge
+    part = np.asarray(canvas.source.crop(inside))
+    ink[inside[1] - y0 : inside[3] - y0, inside[0] - x0 : inside[2] - x0] = contrast(part, canvas.paper)
+    ink /= canvas.full_ink
+    picture = Image.fromarray(((1.0 - np.clip(ink, 0.0, 1.0)) * 255).round().astype(np.uint8))
+    if side > DRAWING_SIDE:
+        picture = picture.resize((DRAWING_SIDE, DRAWING_SIDE), Image.Resampling.BOX)  # area average: no aliasing
+    return np.asarray(picture)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def _label_folder(name: str) -> tuple[int | None, str]:
+    """The label a member's path gives it, or (None, why it is ignored). Nothing is extracted, but a
+    path that climbs out or hides is never trusted to mean a label."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        return None, "path outside the archive"
+    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return None, "hidden or system file"
+    if len(parts) not in (2, 3) or parts[-2] not in LABEL_FOLDERS:  # 3: the archive of a folder DIR/0/x.png
+        return None, "not in a folder 0-9"
+    return int(parts[-2]), ""
+
+
+@dataclass
+class PersonalSet:
+    """One visitor's labelled drawings, oldest first, at most `MAX_DRAWINGS`."""
+
+    entries: list[Entry] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, value: object, label: object, sketch: Sketch | None = None) -> Entry:
+        """Add a drawing (a Sketchpad value, array or PIL image) as `label`.
+
+        `sketch`, when the caller already has it (the digit the model just read), saves preprocessing the
+        canvas again; its box decides the crop kept. Raises ValueError for a bad label, an empty canvas,
+        or a full set.
+        """
+        label = check_label(label)
+        if len(self.entries) >= MAX_DRAWINGS:
+            raise ValueError(f"your set is full ({MAX_DRAWINGS} drawings): remove some before adding more")
+        sketch = sketch if sketch is not None else sketch_to_tensor(value)
+        if sketch is None:
+            raise ValueError("there is no drawing to add: the canvas is empty")
+        entry = Entry(np.array(sketch.image, np.uint8), keepsake(value, sketch), label)
+        self.entries.append(entry)
+        return entry
+
+    def remove(self, index: int) -> Entry:
+        """Remove and return the entry at `index` (0 = oldest); IndexError when there is none."""
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < len(self.entries):
+            raise IndexError(f"no drawing number {index!r}: the set holds {len(self.entries)}")
+        return self.entries.pop(int(index))
+
+    def counts(self) -> list[int]:
+        """How many drawings of each digit, 0 to 9."""
+        found = Counter(e.label for e in self.entries)
+        return [found[d] for d in range(NUM_CLASSES)]
+
+    def as_split(self) -> Split:
+        """The set as a `Split`: uint8 images (N, 28, 28), int64 labels (N,)."""
+        images = np.zeros((len(self.entries), IMAGE_SIZE, IMAGE_SIZE), np.uint8)  # (N, 28, 28)
+        for i, entry in enumerate(self.entries):
+            images[i] = entry.image
+        return Split(torch.from_numpy(images), torch.tensor([e.label for e in self.entries], dtype=torch.long))
+
+    def predictions(self, model: nn.Module) -> list[int]:
+        """What `model` reads each drawing as, in the set's order."""
+        return predict_split(model, self.as_split()).tolist() if self.entries else []
+
+    def accuracy(self, model: nn.Module) -> float | None:
+        """Share of the visitor's drawings `model` reads as they labelled them; None for an empty set."""
+        if not self.entries:
+            return None
+        return float(np.mean([p == e.label for p, e in zip(self.predictions(model), self.entries)]))
+
+    def gallery(self, model: nn.Module | None = None) -> list[tuple[np.ndarray, str]]:
+        """(drawing, caption) pairs for a gallery; with a model the caption says what it reads."""
+        if model is None:
+            return [(e.drawing, str(e.label)) for e in self.entries]
+        return [(e.drawing, f"{e.label} ✓" if p == e.label else f"{e.label}, read as {p}")
+                for e, p in zip(self.entries, self.predictions(model))]
+
+    def export_zip(self) -> bytes:
+        """The drawings as PNGs in folders 0-9 (`<label>/<number>.png`), for `--drawings` or re-import."""
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+            for i, entry in enumerate(self.entries):
+                archive.writestr(f"{entry.label}/{i:03d}.png", _png(entry.drawing))
+        return out.getvalue()
+
+    def import_zip(self, source: bytes | Path | str) -> ImportReport:
+        """Add the images of a zip (bytes or a path) in folders 0-9; each bad file is skipped with a reason.
+
+        Raises ValueError, adding nothing, when the archive itself is unusable: not a zip, too big, too many
+        members, or more declared uncompressed bytes than `MAX_TOTAL_BYTES`.
+        """
+        data = _read_source(source)
+        _check_directory(data)
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError) as err:
+            raise ValueError(f"not a readable zip file ({err})") from None
+        with archive:
+            members = archive.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise ValueError(f"the zip holds {len(members)} entries; at most {MAX_MEMBERS} are read")
+            declared = sum(m.file_size for m in members)
+            if declared > MAX_TOTAL_BYTES:
+                raise ValueError(f"the zip unpacks to {declared / 2**20:.0f} MB; at most {MAX_TOTAL_BYTES // 2**20} MB")
+            added, skipped = [], []
+            for member in members:
+                if member.is_dir():
+                    continue
+                label, why = _label_folder(member.filename)
+                if label is None:
+                    skipped.append((member.filename, why))
+                elif len(self.entries) + len(added) >= MAX_DRAWINGS:
+                    skipped.append((member.filename, f"set full ({MAX_DRAWINGS} drawings)"))
+                elif member.file_size > MAX_MEMBER_BYTES:
+                    skipped.append((member.filename, "file too large"))
+                else:
+                    entry, why = _read_member(archive, member, label)
+                    if entry is None:
+                        skipped.append((member.filename, why))
+                    else:
+                        added.append(entry)
+        self.entries.extend(added)
+        return ImportReport(len(added), skipped)
+
+
+def _read_source(source: bytes | Path | str) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"no file at {path}")
+        if path.stat().st_size > MAX_ZIP_BYTES:
+            raise ValueError(f"{path.name} is over {MAX_ZIP_BYTES // 2**20} MB")
+        data = path.read_bytes()
+    if len(data) > MAX_ZIP_BYTES:
+        raise ValueError(f"the zip is over {MAX_ZIP_BYTES // 2**20} MB")
+    return data
+
+
+def _check_directory(data: bytes) -> None:
+    """Refuse an archive whose central directory is too big before `zipfile` parses all of it.
+
+    `zipfile` reads every directory record when it opens an archive, however many the end record
+    claims, so a 32 MB zip of empty entries would cost hundreds of MB of ZipInfo objects. The end record
+    is found as `zipfile` finds it (at the very end, else the last signature in the comment window).
+    """
+    tail = data[-(EOCD_SIZE + MAX_COMMENT):]
+    at = len(tail) - EOCD_SIZE if tail[-EOCD_SIZE:-EOCD_SIZE + 4] == EOCD_SIGNATURE else tail.rfind(EOCD_SIGNATURE)
+    if at < 0 or len(tail) - at < EOCD_SIZE:
+        raise ValueError("not a zip file (no end-of-archive record)")
+    if tail[max(0, at - ZIP64_LOCATOR_SIZE) : at].startswith(ZIP64_LOCATOR_SIGNATURE):
+        raise ValueError("zip64 archives are not accepted: a set of drawings never needs one")
+    (directory_bytes,) = struct.unpack("<I", tail[at + 12 : at + 16])
+    if directory_bytes > MAX_DIRECTORY_BYTES:
+        raise ValueError(f"the zip's directory is {directory_bytes:,} bytes; at most {MAX_DIRECTORY_BYTES:,}")
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, label: int) -> tuple[Entry | None, str]:
+    """(entry, "") or (None, why) for one archive member.
+
+    Only stored and deflated members are read, with a size limit: `zipfile` bounds deflate's output by
+    the size asked for, but a bare `read()` asks for 2 GB, and bzip2 and LZMA are never bounded.
+    """
+    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return None, "unsupported compression"
+    try:
+        with archive.open(member) as stream:
+            data = stream.read(MAX_MEMBER_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError):
+        return None, "damaged, encrypted or unsupported zip entry"  # RuntimeError: encrypted
+    try:
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            return None, "image too large"
+        image.load()
+    except Image.UnidentifiedImageError:
+        return None, "not an image"
+    except Image.DecompressionBombError:
+        return None, "image too large"
+    except Exception:  # a decoder fails in many ways on hostile bytes; all mean the same to the visitor
+        return None, "damaged image"
+    try:
+        sketch = sketch_to_tensor(image)
+    except ValueError as err:  # sizes and modes the canvas reader refuses, with its reason
+        return None, f"unusable image ({err})"
+    if sketch is None:
+        return None, "blank image"
+    return Entry(np.array(sketch.image, np.uint8), keepsake(image, sketch), label), ""
