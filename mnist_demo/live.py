@@ -9,8 +9,10 @@ so stopping a run keeps the last epoch's model and never leaves a half-updated o
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +60,30 @@ def app_config(**controls) -> TrainConfig:
     if problems:
         raise ValueError("; ".join(problems))
     return config
+
+
+class RunCounter:
+    """How many training runs are in progress in this process: a closed or abandoned run leaves the count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        with self._lock:
+            self._count += 1
+        try:
+            yield
+        finally:  # also on GeneratorExit, when Stop or a vanished client closes the run
+            with self._lock:
+                self._count -= 1
+
+    def count(self) -> int:
+        return self._count
+
+
+RUNS = RunCounter()  # shared by the whole app, like the queue it mirrors
 
 
 @dataclass
@@ -142,19 +168,20 @@ def train_live(config: TrainConfig, visitor: Visitor, probe: np.ndarray | None =
                           pd.DataFrame(accuracies, columns=["epoch", "accuracy"]), status,
                           probe=None if probe is None else read_probe(model, probe), **extra)
 
-    for event in train(config, model, device=torch.device("cpu")):
-        losses.append((event.step, event.loss))
-        if event.test_accuracy is not None:
-            accuracies.append((event.epoch, 100 * event.test_accuracy))
-            visitor.previous = before if before is not None else visitor.previous
-            visitor.model = snapshot(model, config, event)
-            yield update(status_line(event, config, event.test_accuracy), model_changed=True)
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
-            yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
-            last_sent = time.monotonic()
+    with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
+        for event in train(config, model, device=torch.device("cpu")):
+            losses.append((event.step, event.loss))
+            if event.test_accuracy is not None:
+                accuracies.append((event.epoch, 100 * event.test_accuracy))
+                visitor.previous = before if before is not None else visitor.previous
+                visitor.model = snapshot(model, config, event)
+                yield update(status_line(event, config, event.test_accuracy), model_changed=True)
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
+                yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
+                last_sent = time.monotonic()
 
-    confusion, gallery = mistakes(visitor.model.model)
-    weights, _ = checkpoint_bytes(visitor.model.model, **visitor.model.metadata)
-    done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-    yield update(done, results=Results(confusion, gallery, weights))
+        confusion, gallery = mistakes(visitor.model.model)
+        weights, _ = checkpoint_bytes(visitor.model.model, **visitor.model.metadata)
+        done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
+        yield update(done, results=Results(confusion, gallery, weights))

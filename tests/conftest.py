@@ -35,7 +35,7 @@ def app_url():
     """The real app (app.py's `demo`), launched once on a free loopback port; its URL."""
     import app
 
-    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
+    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.LAUNCH)
     try:
         yield url
     finally:
