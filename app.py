@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
+import os
+import sys
 import tempfile
 from io import BytesIO
 from pathlib import Path
@@ -54,6 +57,7 @@ LAUNCH = {"run_history": False, "max_file_size": MAX_UPLOAD, "state_session_capa
           "max_threads": WORKER_THREADS}
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number for the most heaps ("arenas") malloc may create
 MALLOC_ARENAS = 2
+ANALYTICS_EVERY = 100  # events between Gradio's summaries of its queue statistics (default: every event)
 
 # Selects the brush on load and after Clear: Gradio's Sketchpad starts (and clears) with no tool.
 PICK_BRUSH = """() => { const pick = (n) => { const b = document.querySelector('#pad button[aria-label="Brush"]');
@@ -93,15 +97,21 @@ class SafeSketchpad(gr.Sketchpad):
             raise gr.Error("The image file is damaged or truncated.") from None
 
 
-def limit_malloc_arenas() -> None:
-    """Cap glibc's heaps at `MALLOC_ARENAS`.
-
-    glibc gives threads that allocate at once heaps of their own and seldom returns their free memory:
-    with Gradio's worker threads the server grew by 100-200 MB per 20 s round of 20 drawing and 2
-    training clients, round after round; with two heaps it stays flat after the first (tests/test_load.py).
-    """
+def tune_process() -> None:
+    """Process-wide settings for a small server that runs torch in several threads at once."""
+    torch.set_num_threads(TORCH_THREADS)
+    # glibc gives threads that allocate at once heaps of their own and seldom returns their free memory:
+    # with Gradio's worker threads the server grew by 100-200 MB per 20 s round of 20 drawing and 2
+    # training clients, round after round; with two heaps it stays flat after the first (tests/test_load.py).
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
         ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    # After every event Gradio summarises up to 10,000 past events in a pandas table for its API page,
+    # so each stroke got slower as the app aged; a summary every 100 events is plenty. Read by gr.Blocks().
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))
+    # Gradio tries `import matplotlib` twice per event to switch its backend; when it is not installed,
+    # each attempt searches every sys.path entry. Marking it absent makes the failure immediate.
+    if importlib.util.find_spec("matplotlib") is None:
+        sys.modules.setdefault("matplotlib", None)
 
 
 def mnist_accuracy(checkpoint: Checkpoint) -> str:
@@ -299,8 +309,7 @@ class Handlers:
 
 def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
     """The whole app; `shared` defaults to the shipped weights in weights/."""
-    torch.set_num_threads(TORCH_THREADS)
-    limit_malloc_arenas()
+    tune_process()
     h = Handlers(shared or SharedModels.from_folder(WEIGHTS, tuple(SHIPPED)))
     quiet = {"show_progress": "hidden", "api_visibility": "private"}
 

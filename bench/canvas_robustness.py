@@ -155,6 +155,12 @@ def accuracy(models: dict, inputs: list[torch.Tensor | None], labels: torch.Tens
     return {name: float(r.float().mean()) for name, r in right.items()}
 
 
+def naive(value: dict) -> torch.Tensor:
+    """What a first attempt does with a canvas: shrink all of it to 28 x 28 and invert; no crop, no centring."""
+    gray = Image.fromarray(value["composite"]).convert("L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+    return normalize(torch.from_numpy(255 - np.asarray(gray))[None])  # (1, 1, 28, 28)
+
+
 def _tensors(drawings) -> list[torch.Tensor | None]:
     sketches = (sketch_to_tensor(d) for d in drawings)
     return [s.tensor if s is not None else None for s in sketches]
@@ -191,7 +197,10 @@ def run(weights: list[str], n: int, seed: int = SEED) -> dict:
     rows["traced, no preprocessing"] = list(normalize(torch.from_numpy(in_place)).split(1))
     for i, condition in enumerate(CONDITIONS):
         rng = np.random.default_rng([seed, i])
-        rows[condition.name] = _tensors(draw(strokes, condition, rng) for strokes in traces)
+        drawings = [draw(strokes, condition, rng) for strokes in traces]
+        rows[condition.name] = _tensors(drawings)
+        if i == 0:  # why preprocessing matters: the same drawings without it
+            rows[f"{condition.name}, naive resize"] = [naive(d) for d in drawings]
     scores = {name: accuracy(models, inputs, labels) for name, inputs in rows.items()}
     big = next(c for c in CONDITIONS if c.size == 800)
     milliseconds = time_preprocessing(draw(traces[0], big, np.random.default_rng(seed)))
@@ -207,12 +216,12 @@ def run(weights: list[str], n: int, seed: int = SEED) -> dict:
 def format_table(result: dict) -> str:
     """The result as a table: accuracy per condition and model, and the gap to the originals in points."""
     models = result["models"]
-    header = f"{'condition':<28}" + "".join(f"{m + ' acc':>14}{'gap pp':>8}" for m in models)
+    header = f"{'condition':<34}" + "".join(f"{m + ' acc':>14}{'gap pp':>8}" for m in models)
     lines = [f"{result['n']} MNIST test digits, seed {result['seed']}, {result['seconds']} s; sketch_to_tensor on "
              f"800 x 800 RGBA: median {result['sketch_to_tensor_800_ms']} ms", header]
     for row in result["rows"]:
         cells = "".join(f"{100 * row[f'{m}_accuracy']:>13.2f}%{row[f'{m}_gap_pp']:>+8.2f}" for m in models)
-        lines.append(f"{row['condition']:<28}{cells}")
+        lines.append(f"{row['condition']:<34}{cells}")
     for m in result["cnn_models"]:
         worst = min(row[f"{m}_gap_pp"] for row in result["rows"] if row["canvas"])
         verdict = "within" if worst >= -TARGET_GAP_PP else "OUTSIDE"

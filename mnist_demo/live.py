@@ -118,7 +118,7 @@ class LiveUpdate:
 
 def snapshot(model: nn.Module, config: TrainConfig, event: Progress) -> Checkpoint:
     """An evaluated, frozen CPU copy of `model` for the visitor to draw against."""
-    copy_ = prepare(copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format))
+    copy_ = prepare(copy.deepcopy(model).to("cpu"))
     _, meta = checkpoint_bytes(copy_, config=dataclasses.asdict(config), test_accuracy=event.test_accuracy,
                                seed=config.seed, steps=event.step, command="trained in the mnist-demo app")
     return Checkpoint(copy_, meta)

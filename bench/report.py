@@ -1,0 +1,161 @@
+"""Benchmark results: one `Result` per row, the table printed after a run, and docs/benchmarks.md.
+
+    python -m bench --quick --write     # prints the table and writes docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from bench.timing import Stats
+
+COLUMNS = ("benchmark", "measurement", "value", "p5-p95 (n)", "baseline, same run", "ratio", "target", "result")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the table: a measured value, what it is compared with, and whether it meets its target."""
+
+    benchmark: str  # the module that measured it: predict, roundtrip, training, ...
+    measurement: str  # what was measured, in a few words
+    value: float  # the median (or the one value, or what `measurement` says) in `unit`
+    unit: str  # "ms", "s", "MB", "pp", "images/s", ...
+    low: float | None = None  # p5 of the samples, None for a single measurement
+    high: float | None = None  # p95 of the samples
+    n: int = 1  # samples behind `value`
+    baseline: float | None = None  # the comparison, measured in the same run, in `unit`
+    baseline_label: str = ""  # what the baseline is, in a few words
+    ratio: float | None = None  # how `value` compares with `baseline` (each benchmark says which way round)
+    target: str = ""  # the goal in words, "" when the row is for information
+    passed: bool | None = None  # None: no target
+    note: str = ""  # anything a reader needs to trust the number
+
+    @classmethod
+    def timed(cls, benchmark: str, measurement: str, stats: Stats, unit: str = "ms", **fields) -> Result:
+        """A row from repeated samples, already in `unit`."""
+        return cls(benchmark, measurement, stats.median, unit, stats.p5, stats.p95, stats.n, **fields)
+
+
+def number(value: float | None, unit: str = "") -> str:
+    """A value with sensible digits and its unit: 1.23 ms, 45.6 ms, 1,234 images/s."""
+    if value is None:
+        return ""
+    size = abs(value)
+    digits = 0 if size >= 100 else 1 if size >= 10 else 2
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}".strip() if unit != "x" else f"{text}x"
+
+
+def cells(r: Result) -> list[str]:
+    """One row of the table as text, column by column."""
+    spread = f"{number(r.low)}-{number(r.high)} ({r.n})" if r.low is not None and r.n > 1 else ""
+    baseline = f"{number(r.baseline, r.unit)} {r.baseline_label}".strip() if r.baseline is not None else ""
+    verdict = {True: "pass", False: "FAIL", None: ""}[r.passed]
+    return [r.benchmark, r.measurement, number(r.value, r.unit), spread, baseline, number(r.ratio, "x"),
+            r.target, verdict]
+
+
+def text_table(results: list[Result]) -> str:
+    """The results as aligned plain text, for the terminal."""
+    rows = [list(COLUMNS)] + [cells(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(results: list[Result]) -> str:
+    """The results as a markdown table."""
+    align = ["---", "---", "---:", "---:", "---:", "---:", "---", "---"]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(align) + "|"]
+    for r in results:
+        row = [c.replace("|", "/") for c in cells(r)]
+        row[1] = row[1].replace("  ", "&emsp;", 1) if row[1].startswith("  ") else row[1]  # a sub-row
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def notes(results: list[Result]) -> list[str]:
+    """Each row's note, prefixed with the row it belongs to."""
+    return [f"{r.benchmark}, {r.measurement.strip()}: {r.note}" for r in results if r.note]
+
+
+def summary(results: list[Result]) -> str:
+    """How many targets were met, and which were not."""
+    checked = [r for r in results if r.passed is not None]
+    failed = [r for r in checked if not r.passed]
+    text = f"{len(checked) - len(failed)}/{len(checked)} targets met"
+    return text + (": failed " + "; ".join(f"{r.benchmark} {r.measurement}" for r in failed) if failed else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(torch_threads: int) -> dict[str, str]:
+    """What the numbers were measured on; `torch_threads` is torch's default before any benchmark changed it."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "CPU": cpu_model(),
+        "cores": f"{os.cpu_count()} ({usable} usable by this process)",
+        "torch threads": f"{torch_threads} by default; the predict path and the app use 1 (see each row)",
+        "versions": f"python {platform.python_version()}, torch {torch.__version__}, "
+                    f"gradio {metadata.version('gradio')}, gradio_client {metadata.version('gradio_client')}",
+        "OS": platform.platform(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def load_average() -> str:
+    """The load average now, as text."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
+
+
+def markdown(results: list[Result], command: str, machine_info: dict[str, str], load_before: str, load_after: str,
+             seconds: float) -> str:
+    """docs/benchmarks.md: how it was run, on what, and the table."""
+    info = "\n".join(f"- **{k}**: {v}" for k, v in machine_info.items())
+    note_lines = "\n".join(f"- {n}" for n in notes(results)) or "- none"
+    return f"""# Benchmarks
+
+Written by `{command}` in {seconds:.0f} s. Each benchmark is a module under `bench/` whose docstring says
+what it measures; `python -m bench --only NAME` runs one. A value is the median over n runs (unless its
+row says p95) with the p5-p95 spread beside it; a baseline is measured in the same run as its row, and
+the ratio compares the two, so that load from other processes moves both sides alike. Targets are for
+2 CPU cores; the notes under the table say how each row was measured and which way round its ratio is.
+
+## Machine
+
+{info}
+- **load average**: {load_before} before, {load_after} after (other jobs shared these cores)
+
+## Results
+
+{summary(results)}.
+
+{markdown_table(results)}
+
+## Notes
+
+{note_lines}
+"""
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """Write `text` to `path`, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -1,0 +1,47 @@
+"""Training speed, from bench/train_speed.py: the guide's loop against ours, and the CNN's time to 99%.
+
+The four runs of `train_speed.run` in one process, in order: the guide's loop (DataLoader + ToTensor,
+minimally fixed), our loop with the guide's exact settings, our loop tuned, and the CNN's one-cycle run
+sized to reach 99% test accuracy. Training time excludes evaluation for every row alike. Torch keeps its
+default threads (one per core), as `python -m mnist_demo.train` does.
+
+    python -m bench --only training [--quick]     # --quick: 1 epoch for the MLP rows instead of 5
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bench import train_speed
+from bench.report import Result
+
+NAME = "training"
+EPOCHS = {True: 1, False: 5}  # MLP rows, quick / full (the guide used 5)
+TARGET_SPEEDUP = 5.0  # ours vs the guide's loop, with equal or better accuracy
+TARGET_CNN_S = 10.0
+TARGET_CNN_ACCURACY = 0.99
+
+
+def run(quick: bool) -> list[Result]:
+    """The rows of this benchmark, from `train_speed.run`."""
+    epochs = EPOCHS[quick]
+    guide, *ours, cnn = train_speed.run(epochs)
+    fast = train_speed.FAST_CNN
+    threads = f"{torch.get_num_threads()} torch threads"
+    rows = [Result(NAME, f"guide's loop, {epochs} epoch(s)", guide.images_per_s, "images/s",
+                   note=f"{guide.train_seconds:.1f} s, test accuracy {guide.test_accuracy:.2%}, {threads}")]
+    for r in ours:
+        speedup = guide.train_seconds / r.train_seconds
+        gap = 100 * (r.test_accuracy - guide.test_accuracy)
+        rows.append(Result(NAME, r.name, r.images_per_s, "images/s", baseline=guide.images_per_s,
+                           baseline_label="guide's loop", ratio=speedup,
+                           target=f">= {TARGET_SPEEDUP:g}x, accuracy >= guide's",
+                           passed=speedup >= TARGET_SPEEDUP and r.test_accuracy >= guide.test_accuracy,
+                           note=f"{r.train_seconds:.1f} s, test accuracy {r.test_accuracy:.2%} ({gap:+.2f} pp vs "
+                                f"the guide's loop); ratio = guide's training time / ours"))
+    rows.append(Result(NAME, f"CNN to {TARGET_CNN_ACCURACY:.0%} test accuracy", cnn.train_seconds, "s",
+                       target=f"< {TARGET_CNN_S:g} s, >= {TARGET_CNN_ACCURACY:.1%}",
+                       passed=cnn.train_seconds < TARGET_CNN_S and cnn.test_accuracy >= TARGET_CNN_ACCURACY,
+                       note=f"reached {cnn.test_accuracy:.2%} at {cnn.images_per_s:,.0f} images/s; width {fast.size}, "
+                            f"{fast.epochs} epoch(s) of {fast.train_size:,} images, {threads}"))
+    return rows
