@@ -63,6 +63,7 @@ ANALYTICS_EVERY = 100  # events between Gradio's summaries of its queue statisti
 PICK_BRUSH = """() => { const pick = (n) => { const b = document.querySelector('#pad button[aria-label="Brush"]');
   if (b) b.click(); else if (n > 0) setTimeout(() => pick(n - 1), 200); }; setTimeout(() => pick(25), 300); }"""
 DIGITS = [str(d) for d in range(NUM_CLASSES)]
+CONFUSION_CORNER = "true \\ said"
 
 
 class SafeSketchpad(gr.Sketchpad):
@@ -276,8 +277,8 @@ class Handlers:
     @staticmethod
     def finished(results: live.Results, visitor: Visitor) -> list:
         """The confusion matrix, the gallery of mistakes and the weights file of a finished run."""
-        confusion = pd.DataFrame(results.confusion, columns=[f"said {d}" for d in DIGITS])
-        confusion.insert(0, "true", DIGITS)
+        confusion = pd.DataFrame(results.confusion, columns=DIGITS)
+        confusion.insert(0, CONFUSION_CORNER, DIGITS)
         gallery = [(gallery_tile(image), caption) for image, caption in results.mistakes]
         path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / \
             f"mnist-demo-{visitor.model.name}-{visitor.model.test_accuracy:.4f}.safetensors"
@@ -397,13 +398,15 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                     with gr.Row():
                         weights_file = gr.File(label="Your model: safetensors, metadata inside", height=90,
                                                elem_id="download")
-                        upload_btn = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"])
+                        upload_btn = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"],
+                                                     size="sm")
                     restore_btn = gr.Button("Go back to my previous model", size="sm")
             with gr.Row():
-                confusion = gr.Dataframe(pd.DataFrame(columns=["true", *(f"said {d}" for d in DIGITS)]),
-                                         label="Confusion matrix on the 10,000 test digits", elem_id="confusion")
-                mistakes = gr.Gallery(label="Test digits it got wrong", columns=8, height=300, fit_columns=False,
-                                      object_fit="contain", elem_id="mistakes")
+                confusion = gr.Dataframe(pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
+                                         label="Confusion matrix on the 10,000 test digits (row: true digit, "
+                                               "column: what the model said)", elem_id="confusion")
+                mistakes = gr.Gallery(label="Test digits it got wrong (true → said)", columns=8, height=300,
+                                      fit_columns=False, object_fit="contain", elem_id="mistakes")
 
         with gr.Tab("Guide"):
             gr.Markdown(guide_markdown())

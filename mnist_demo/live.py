@@ -100,7 +100,7 @@ class Results:
     """What a finished run shows: where the model goes wrong, and the file to take home."""
 
     confusion: np.ndarray  # (10, 10) counts, rows are the true digit
-    mistakes: list[tuple[np.ndarray, str]]  # (28x28 uint8 image, "true 4, said 9") for a gallery
+    mistakes: list[tuple[np.ndarray, str]]  # (28x28 uint8 image, "4 → 9": true digit, prediction) for a gallery
     weights: bytes  # the safetensors checkpoint, metadata inside
 
 
@@ -139,8 +139,14 @@ def mistakes(model: nn.Module, limit: int = GALLERY_SIZE) -> tuple[np.ndarray, l
     test = load_mnist(train=False)
     preds = predict_split(model, test)
     wrong = torch.nonzero(preds != test.labels).flatten()[:limit].tolist()
-    gallery = [(test.images[i].numpy(), f"true {int(test.labels[i])}, said {int(preds[i])}") for i in wrong]
+    gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(preds[i])}") for i in wrong]
     return confusion_matrix(test.labels, preds).numpy(), gallery
+
+
+def table(rows: list[tuple[int, float]], x: str, y: str) -> pd.DataFrame:
+    """Plot points as a typed frame: an empty frame would be untyped, and the browser's plot would then
+    treat the axis as categories for the rest of the run."""
+    return pd.DataFrame(rows, columns=[x, y]).astype({x: "int64", y: "float64"})
 
 
 @torch.no_grad()
@@ -164,8 +170,7 @@ def train_live(config: TrainConfig, visitor: Visitor, probe: np.ndarray | None =
     last_sent, event = 0.0, None
 
     def update(status: str, **extra) -> LiveUpdate:
-        return LiveUpdate(pd.DataFrame(losses, columns=["step", "loss"]),
-                          pd.DataFrame(accuracies, columns=["epoch", "accuracy"]), status,
+        return LiveUpdate(table(losses, "step", "loss"), table(accuracies, "epoch", "accuracy"), status,
                           probe=None if probe is None else read_probe(model, probe), **extra)
 
     with RUNS.track():  # until the run ends, is stopped, or its visitor goes away

@@ -1,0 +1,30 @@
+"""The limits the README promises are the limits the code enforces: each row is rebuilt from the constants."""
+
+from pathlib import Path
+
+import app
+from mnist_demo import canvas, checkpoint, inference, live, personal
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+LIMITS = [
+    ("Canvas or image side", f"{canvas.MIN_SIDE} to {canvas.MAX_SIDE:,} px, checked from the file header"),
+    ("Digits read on one canvas", f"{inference.MAX_DIGITS}"),
+    ("Uploaded file (weights, drawing archive)", f"{app.MAX_UPLOAD.upper()}"),
+    ("Checkpoint file (command line)", f"{checkpoint.MAX_CHECKPOINT_BYTES // 2**20} MB"),
+    ("Epochs per training run", f"{live.MAX_EPOCHS}"),
+    ("Training images per run", f"{live.MIN_TRAIN_SIZE:,} to {live.MAX_TRAIN_SIZE:,}"),
+    ("Batch size", f"up to {live.MAX_BATCH_SIZE:,}"),
+    ("Model size", f"MLP up to {live.MAX_SIZE['mlp']:,} hidden units, CNN up to {live.MAX_SIZE['cnn']} channels"),
+    ("Your drawings", f"{personal.MAX_DRAWINGS} per visitor"),
+    ("Drawing archive import", f"{personal.MAX_MEMBERS:,} entries, {personal.MAX_TOTAL_BYTES // 2**20} MB unpacked"),
+    ("Training and fine-tuning at once", f"{app.TRAIN_CONCURRENCY} (the rest wait in the queue)"),
+    ("Predictions at once", f"{app.DRAW_CONCURRENCY}"),
+    ("Queue", f"{app.QUEUE_SIZE} waiting requests, then \"queue full\""),
+    ("Visitors whose state is kept", f"{app.SESSIONS:,} (least recently used dropped first)"),
+]
+
+
+def test_readme_lists_every_limit_with_its_value():
+    missing = [f"| {name} | {value} |" for name, value in LIMITS if f"| {name} | {value} |" not in README]
+    assert not missing, "README's limits table is out of date:\n" + "\n".join(missing)
