@@ -23,12 +23,13 @@ from gradio.data_classes import FileData
 
 from mnist_demo import live
 from mnist_demo.canvas import MAX_SIDE, MIN_SIDE
-from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from mnist_demo.checkpoint import Checkpoint, CheckpointError, checkpoint_bytes, load_checkpoint
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, mnist_available, mnist_root, raw_dir
 from mnist_demo.finetune import FinetuneConfig, finetune
 from mnist_demo.guide import guide_markdown
 from mnist_demo.inference import SharedModels, prepare, read_drawing, saliency
 from mnist_demo.live import Visitor
+from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import enlarge, gallery_tile, heatmap, side_by_side
 from mnist_demo.train import Progress
 
@@ -64,6 +65,8 @@ PICK_BRUSH = """() => { const pick = (n) => { const b = document.querySelector('
   if (b) b.click(); else if (n > 0) setTimeout(() => pick(n - 1), 200); }; setTimeout(() => pick(25), 300); }"""
 DIGITS = [str(d) for d in range(NUM_CLASSES)]
 CONFUSION_CORNER = "true \\ said"
+SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
+DEFAULT_SIZE = {"cnn": live.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
 
 
 class SafeSketchpad(gr.Sketchpad):
@@ -113,6 +116,13 @@ def tune_process() -> None:
     # each attempt searches every sys.path entry. Marking it absent makes the failure immediate.
     if importlib.util.find_spec("matplotlib") is None:
         sys.modules.setdefault("matplotlib", None)
+
+
+def weights_file(checkpoint: Checkpoint) -> str:
+    """The checkpoint as a .safetensors file (metadata inside) in a fresh temporary folder, for download."""
+    path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / f"mnist-demo-{checkpoint.name}.safetensors"
+    path.write_bytes(checkpoint_bytes(checkpoint.model, **checkpoint.metadata)[0])
+    return str(path)
 
 
 def mnist_accuracy(checkpoint: Checkpoint) -> str:
@@ -280,16 +290,14 @@ class Handlers:
         confusion = pd.DataFrame(results.confusion, columns=DIGITS)
         confusion.insert(0, CONFUSION_CORNER, DIGITS)
         gallery = [(gallery_tile(image), caption) for image, caption in results.mistakes]
-        path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / \
-            f"mnist-demo-{visitor.model.name}-{visitor.model.test_accuracy:.4f}.safetensors"
-        path.write_bytes(results.weights)
-        return [confusion, gallery, str(path)]
+        return [confusion, gallery, weights_file(visitor.model)]
 
     @staticmethod
     def stopped(visitor):
-        kept = "your model from the last finished epoch is kept" if visitor.model is not None \
-            else "no epoch had finished, so nothing was replaced"
-        return f"stopped · {kept}"
+        """After Stop: say what was kept, and offer the kept model for download."""
+        if visitor.model is None:
+            return "stopped · no epoch had finished, so nothing was replaced", None
+        return "stopped · your model from the last finished epoch is kept", weights_file(visitor.model)
 
     def upload(self, path, visitor):
         """A .safetensors file written by this app or its CLI becomes the visitor's model (never unpickled)."""
@@ -329,10 +337,10 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                 with gr.Column(scale=4):
                     verdict = gr.Markdown("### Draw a digit", elem_id="verdict")
                     label = gr.Label(num_top_classes=NUM_CLASSES, label="Probabilities", elem_id="pred")
-                    with gr.Row(equal_height=True):
+                    with gr.Row():
                         truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1,
                                             min_width=90)
-                        add_btn = gr.Button("Add to my drawings", elem_id="add", scale=2)
+                        add_btn = gr.Button("Add to my drawings", elem_id="add", scale=2, size="md")
                     score = gr.Markdown("Wrong? Choose the digit you drew and add it to your drawings: then "
                                         "teach the model your handwriting in the next tab.", elem_id="score")
                 with gr.Column(scale=4):
@@ -369,8 +377,7 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=2):
                     model_name = gr.Radio([("CNN", "cnn"), ("Guide MLP", "mlp")], value=d.model, label="Model")
-                    size = gr.Slider(1, live.MAX_SIZE["mlp"], value=d.size, step=1,
-                                     label="Size: hidden units (MLP) or first-layer channels (CNN)")
+                    size = gr.Slider(1, live.MAX_SIZE[d.model], value=d.size, step=1, label=SIZE_LABEL[d.model])
                     epochs = gr.Slider(1, live.MAX_EPOCHS, value=d.epochs, step=1, label="Epochs")
                     batch_size = gr.Dropdown([16, 32, 64, 128, 256, 512], value=d.batch_size, label="Batch size")
                     lr = gr.Number(d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5,
@@ -396,17 +403,16 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                             probed = gr.Label(num_top_classes=3, label="What the model in training reads",
                                               elem_id="probe")
                     with gr.Row():
-                        weights_file = gr.File(label="Your model: safetensors, metadata inside", height=90,
-                                               elem_id="download")
+                        download = gr.File(label="Your model: safetensors, metadata inside", height=90,
+                                           elem_id="download")
                         upload_btn = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"],
                                                      size="sm")
                     restore_btn = gr.Button("Go back to my previous model", size="sm")
-            with gr.Row():
-                confusion = gr.Dataframe(pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
-                                         label="Confusion matrix on the 10,000 test digits (row: true digit, "
-                                               "column: what the model said)", elem_id="confusion")
-                mistakes = gr.Gallery(label="Test digits it got wrong (true → said)", columns=8, height=300,
-                                      fit_columns=False, object_fit="contain", elem_id="mistakes")
+            confusion = gr.Dataframe(pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
+                                     label="Confusion matrix on the 10,000 test digits (row: true digit, "
+                                           "column: what the model said)", elem_id="confusion")
+            mistakes = gr.Gallery(label="Test digits it got wrong (true → said)", columns=12, height=250,
+                                  fit_columns=False, object_fit="contain", elem_id="mistakes")
 
         with gr.Tab("Guide"):
             gr.Markdown(guide_markdown())
@@ -438,10 +444,14 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
         # Train.
         train_evt = train_btn.click(
             h.train, [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor],
-            [losses, accuracies, status, picker, probed, confusion, mistakes, weights_file],
+            [losses, accuracies, status, picker, probed, confusion, mistakes, download],
             api_name="train", show_progress="hidden", concurrency_limit=TRAIN_CONCURRENCY, concurrency_id="train")
-        stop_btn.click(h.stopped, visitor, status, cancels=[train_evt], api_visibility="private")
+        # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
+        stop_btn.click(None, None, None, cancels=[train_evt]).then(h.stopped, visitor, [status, download],
+                                                                   **quiet)
         upload_btn.upload(h.upload, [upload_btn, visitor], [status, picker], **quiet)
+        model_name.change(lambda name: gr.update(maximum=live.MAX_SIZE[name], value=DEFAULT_SIZE[name],
+                                                 label=SIZE_LABEL[name]), model_name, size, **quiet)
 
         demo.load(None, None, None, js=PICK_BRUSH)
     demo.queue(max_size=QUEUE_SIZE)

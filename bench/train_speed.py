@@ -33,7 +33,9 @@ from mnist_demo.train import TrainConfig, new_model, train  # noqa: E402
 
 GUIDE = TrainConfig()  # the defaults are the guide's hyperparameters
 TUNED_MLP = TrainConfig(model="mlp", epochs=5, batch_size=512, lr=0.01, schedule="onecycle")
-FAST_CNN = TrainConfig(model="cnn", size=16, epochs=1, batch_size=128, lr=0.2, optimizer="sgd", schedule="onecycle",
+# Swept on 2 quiet cores (width 8-16, batch 64-256, 30k-60k images): width 12 is the fastest to pass 99%;
+# width 8 stalls near 98.8%, width 16 needs about 11 s for the same accuracy.
+FAST_CNN = TrainConfig(model="cnn", size=12, epochs=1, batch_size=96, lr=0.15, optimizer="sgd", schedule="onecycle",
                        label_smoothing=0.1, train_size=45_000, weight_decay=5e-4)
 
 

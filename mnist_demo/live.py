@@ -97,11 +97,10 @@ class Visitor:
 
 @dataclass(frozen=True)
 class Results:
-    """What a finished run shows: where the model goes wrong, and the file to take home."""
+    """What a finished run shows: where the model goes wrong."""
 
     confusion: np.ndarray  # (10, 10) counts, rows are the true digit
     mistakes: list[tuple[np.ndarray, str]]  # (28x28 uint8 image, "4 → 9": true digit, prediction) for a gallery
-    weights: bytes  # the safetensors checkpoint, metadata inside
 
 
 @dataclass(frozen=True)
@@ -187,6 +186,5 @@ def train_live(config: TrainConfig, visitor: Visitor, probe: np.ndarray | None =
                 last_sent = time.monotonic()
 
         confusion, gallery = mistakes(visitor.model.model)
-        weights, _ = checkpoint_bytes(visitor.model.model, **visitor.model.metadata)
         done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-        yield update(done, results=Results(confusion, gallery, weights))
+        yield update(done, results=Results(confusion, gallery))

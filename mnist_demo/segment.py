@@ -1,6 +1,6 @@
 """Several digits on one canvas -> one MNIST-style Sketch per digit, read left to right.
 
-The ink is split into connected pieces on the coarse ink map that `preprocess` already builds; pieces
+The ink is split into connected pieces on the coarse ink map that `read_canvas` already builds; pieces
 that belong to one digit (the two strokes of a 4 or a 5, a short stroke beside a long one) are joined
 again, closest first, and each digit then goes through exactly the preprocessing `sketch_to_tensor` uses. Digits that
 touch each other stay one piece: people leave gaps between digits far more often than between strokes.
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnist_demo.preprocess import Sketch, digit_sketch, ink_pieces, read_canvas
+from mnist_demo.canvas import ink_pieces, read_canvas
+from mnist_demo.preprocess import Sketch, digit_sketch
 
 SAME_COLUMN = 0.5  # pieces whose horizontal extents overlap by half the narrower one are strokes of one digit
 SHORT_PIECE = 0.75  # a piece shorter than this share of its neighbour may be a stroke of it (the corner of a 4)...
@@ -82,5 +83,8 @@ def split_digits(value: object) -> list[Sketch]:
     if canvas is None:
         return []
     labels, pieces = ink_pieces(canvas)
-    sketches = [digit_sketch(canvas, np.isin(labels, group)) for group in group_pieces(pieces)]
+    groups = group_pieces(pieces)
+    # One digit, the usual case, is all the ink (np.isin sorts, which costs more than the rest of this).
+    keeps = [labels > 0] if len(groups) == 1 else [np.isin(labels, group) for group in groups]
+    sketches = [digit_sketch(canvas, keep) for keep in keeps]
     return [s for s in sketches if s is not None]

@@ -127,7 +127,8 @@ def test_streams_progress_then_a_frozen_result_and_leaves_the_original_alone(sma
     assert result.measured_on == len(small_set)  # 18 drawings: too few to hold 10 out
     model = result.checkpoint.model
     assert not model.training and not any(p.requires_grad for p in model.parameters())
-    assert all(p.is_contiguous() for p in model.parameters())
+    # Laid out as `prepare` lays out the models the app reads with (channels-last conv weights).
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
     assert result.checkpoint.metadata["finetuned"]["steps"] == 6
     assert result.checkpoint.metadata["test_accuracy"] is None  # measured on 64 images, not the test set
     assert result.checkpoint.metadata["finetuned"]["from_test_accuracy"] == 0.5
@@ -169,4 +170,4 @@ def test_learns_unusual_handwriting_without_forgetting_mnist(mnist_train, mnist_
     # The result survives a checkpoint round trip, as the app's download and re-upload would do it.
     again = load_checkpoint(checkpoint_bytes(result.checkpoint.model, test_accuracy=result.mnist_after)[0])
     x = normalize(mine.as_split().images[:8])  # (8, 1, 28, 28)
-    assert torch.equal(again.model(x), result.checkpoint.model(x))
+    assert torch.equal(prepare(again.model)(x), result.checkpoint.model(x))

@@ -20,6 +20,7 @@ from mnist_demo.preprocess import (
     STROKE_RANGE,
     TARGET_COM,
     Sketch,
+    _grow,
     read_canvas,
     sketch_to_tensor,
     stroke_mask,
@@ -125,6 +126,8 @@ def _forms() -> dict:
     junk_under_clear = layer.copy()
     junk_under_clear[layer[..., 3] == 0, :3] = np.random.default_rng(0).integers(0, 256, (1, 3))
     gray = np.asarray(rgba.convert("L"))
+    holed = np.asarray(rgba).copy()
+    holed[230:270, 10:60] = (0, 0, 0, 0)  # see-through black beside the digit: shows the paper, is no ink
     return {
         "sketchpad dict": pad,
         "layers only, no background or composite": {"background": None, "layers": [layer], "composite": None},
@@ -150,6 +153,7 @@ def _forms() -> dict:
         "light ink on transparent": np.asarray(draw("2", **REFERENCE, ink=(250, 230, 120, 255), paper=CLEAR)),
         "dark ink on transparent": np.asarray(draw("2", **REFERENCE, ink=BLACK, paper=CLEAR)),
         "grey paper, blue ink": np.asarray(draw("2", **REFERENCE, ink=(30, 60, 200, 255), paper=(200, 200, 200, 255))),
+        "opaque paper with a see-through hole": holed,
     }
 
 
@@ -174,6 +178,16 @@ BLANK = {
     "a dab of a fat brush": np.asarray(draw("0", size=(280, 280), height=0.01, brush=24)),
     "a blob": np.asarray(draw("8", size=(280, 280), height=0.3, brush=90)),
 }
+
+
+@pytest.mark.parametrize("grow", [0.0, 0.3, 0.8, 1.2, 2.5])
+def test_strokes_grow_as_the_distance_transform_says(grow):
+    """restroke's shortcut for a little growth (shifted copies of the mask) agrees with the distance transform."""
+    mask = ndimage.binary_dilation(np.random.default_rng(1).random((50, 40)) > 0.97, iterations=2)
+    reach = int(np.ceil(grow + 1))
+    padded = np.pad(mask, reach)
+    expected = np.where(padded, 1.0, np.clip(1.0 + grow - ndimage.distance_transform_edt(~padded), 0.0, 1.0))
+    np.testing.assert_allclose(_grow(mask, grow), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", list(BLANK))

@@ -1,0 +1,208 @@
+"""The app in a real browser: digits drawn with the mouse, Clear, numbers, a corrected guess, Train and Stop.
+
+Debian's chromium, driven by Playwright, draws real strokes (press, drag, release) on the Sketchpad and
+waits for what a visitor would see. Without /usr/bin/chromium these tests skip, except under CI (the
+environment variable CI set), where they fail: CI must never skip them silently. A failing test leaves a
+screenshot and the console log of each of its pages in test-output/<test name>/.
+
+    MNIST_ROOT=../shared/data python -m pytest -m browser
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+
+import pytest
+
+from tests.browser import (
+    Pad,
+    chromium_missing,
+    digit,
+    fill_training,
+    launch,
+    new_page,
+    number,
+    save_evidence,
+    text_of,
+    wait_for_empty,
+    wait_for_plot,
+    wait_for_reading,
+    wait_for_text,
+    wait_until,
+)
+from tests.sketches import STROKES
+
+QUIET_S = 3  # a stopped run's status must stay the same this long
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium for the module; each test opens its own visitors (contexts) in it."""
+    reason = chromium_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def visit(browser, app_url, request):
+    """Opens the app as a new visitor (a browser context of its own), ready to draw; saves evidence on failure."""
+    pages = []
+    failures_before = request.session.testsfailed  # counts this test's failure before its fixtures tear down
+
+    def open_app():
+        page = new_page(browser, app_url)
+        Pad(page).wait_until_ready()
+        pages.append(page)
+        return page
+
+    yield open_app
+    if request.session.testsfailed > failures_before:
+        print(f"\nscreenshots and console logs: {save_evidence(pages, request.node.name)}")
+    for page in pages:
+        with contextlib.suppress(Exception):  # a run left going would hold the one training slot for later tests
+            if re.match(r"epoch \d", text_of(page, "#status")):
+                page.click("#stop")
+        page.context.close()
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def set_training(page, epochs: int) -> None:
+    """A small CNN on 20,000 images: ~6 s an epoch on one busy core."""
+    fill_training(page, "CNN", Channels=8, Epochs=epochs, Training_images=20_000)
+
+
+def step_of(status: str) -> int:
+    return int(re.search(r"step (\d+)/", status).group(1))
+
+
+def wait_for_later_step(page, step: int) -> str:
+    """Wait until the status reports a step after `step`: the run is moving."""
+    wait_until(page, """(step) => {
+      const m = /step (\\d+)\\//.exec(document.querySelector('#status textarea').value);
+      return m && Number(m[1]) > step; }""", step, lambda: f"the run is stuck: {text_of(page, '#status')!r}")
+    return text_of(page, "#status")
+
+
+def stop_and_settle(page) -> str:
+    """Press Stop and wait until the status has not changed for QUIET_S seconds; that status."""
+    page.click("#stop")
+    wait_until(page, """(quietMs) => {
+      const now = performance.now(), v = document.querySelector('#status textarea').value;
+      if (window.__status !== v) { window.__status = v; window.__since = now; }
+      return now - window.__since >= quietMs; }""", QUIET_S * 1000,
+               lambda: f"the status still changes after Stop: {text_of(page, '#status')!r}")
+    return text_of(page, "#status")
+
+
+def picker_values(page) -> dict[str, bool]:
+    """The Draw tab's model picker: value -> checked."""
+    return page.evaluate("""Object.fromEntries(
+      [...document.querySelectorAll('#picker input')].map(i => [i.value, i.checked]))""")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_drawn_digits_are_read_and_clear_starts_over(visit):
+    page = visit()
+    pad = Pad(page)
+    wait_for_empty(page)
+    drawings = [("1", digit("1", height=190)),
+                ("0", digit("0", height=160, centre=(130, 150))),
+                ("7", digit("7", height=170, slant=0.15)),
+                ("4", digit("4", height=180))]  # two strokes: the open corner, then the upright through it
+    assert len(STROKES["4"]) == 2
+    for i, (text, strokes) in enumerate(drawings):
+        if i:
+            pad.clear()  # the app selects the brush again by itself: the test never clicks it
+            wait_for_empty(page)
+        pad.draw(strokes)
+        verdict = wait_for_reading(page, text)
+        assert page.locator('#pred [data-testid$="-confidence-set"]').count() == 10, verdict  # all ten bars
+        page.locator("#seen img").wait_for()  # what the network saw, and why
+        page.locator("#why img").wait_for()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_two_digits_side_by_side_read_as_a_number(visit):
+    page = visit()
+    Pad(page).draw(number("42"))
+    assert "42" in wait_for_reading(page, "42")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_train_watch_stop_then_draw_with_your_model(visit, mnist_train):
+    page = visit()
+    set_training(page, epochs=3)  # ~6 s an epoch here: Stop lands well inside the second
+    page.click("#train")
+    first = wait_for_text(page, "#status", r"^epoch 1/3 · step \d+/471 · loss ")
+    wait_for_later_step(page, step_of(first))
+    wait_for_plot(page, "#loss")
+
+    epoch_one = wait_for_text(page, "#status", r"test accuracy \d")  # the first epoch is evaluated
+    assert not epoch_one.startswith("done"), "the run ended before it could be stopped: make it longer"
+    assert picker_values(page).get("yours") is True  # the new model is selected in the Draw tab already
+
+    status = stop_and_settle(page)
+    assert status == "stopped · your model from the last finished epoch is kept", status
+
+    tab(page, "Draw")
+    picked = page.locator("#picker label").filter(has=page.locator('input[value="yours"]'))
+    assert picked.inner_text().startswith("Yours: CNN"), picked.inner_text()
+    Pad(page).draw(digit("0", height=180))
+    wait_for_reading(page, "0")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_another_visitor_keeps_the_shipped_model_while_one_trains(visit, mnist_train):
+    alice, bob = visit(), visit()
+    set_training(alice, epochs=10)  # a minute or more: it is stopped below
+    alice.click("#train")
+    wait_for_text(alice, "#status", r"test accuracy \d")
+    assert picker_values(alice).get("yours") is True
+
+    assert "yours" not in picker_values(bob) and picker_values(bob)["cnn"] is True
+    Pad(bob).draw(digit("7", height=170))
+    wait_for_reading(bob, "7")
+    still = text_of(alice, "#status")
+    assert re.match(r"^epoch \d+/10 · ", still), f"Alice's run should still be going: {still!r}"
+    assert "yours" not in picker_values(bob)
+
+    assert not stop_and_settle(alice).startswith("epoch 10/10")  # stopped, and the queue is free for others
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_correct_a_guess_and_see_it_in_your_drawings(visit):
+    page = visit()
+    Pad(page).draw(digit("1", height=190))
+    wait_for_reading(page, "1")
+    # Say it was a 7: the model read it as a 1, so "your accuracy" becomes 0 of 1.
+    page.locator("#truth input").click()
+    page.get_by_role("option", name="7", exact=True).click()
+    page.click("#add")
+    score = wait_for_text(page, "#score", r"Your accuracy: 0 of your 1 drawings \(0%\)")
+    assert "MNIST test: 99." in score, score
+
+    tab(page, "Your drawings")
+    wait_for_text(page, "#score-mine", r"Your accuracy: 0 of your 1 drawings")
+    page.locator("#mine img").first.wait_for()
+    assert page.locator("#mine img").count() == 1
+    wait_for_text(page, "#mine", r"7, read as 1")  # the gallery's caption: what you said, what the model reads
