@@ -40,6 +40,8 @@ probabilities, the 28x28 image it really receives and which pixels swayed it. Te
 the **Guide** tab: it started life as a beginner's PyTorch guide that did not run."""
 
 WEIGHTS = Path(__file__).parent / "weights"
+# Drawings made with the mouse in this app (copies of some in tests/drawings): click one to start from it.
+EXAMPLES = sorted((Path(__file__).parent / "examples").glob("*.png"))
 SHIPPED = {"cnn": "CNN", "mlp": "MLP", "mlp-guide": "The guide's MLP, as written"}  # weights/<name>.safetensors
 YOURS = "yours"  # the model picker's value for the visitor's own model
 CANVAS_SIZE = 280  # px; small canvases keep each stroke's round trip fast (800 px costs seconds a stroke)
@@ -67,6 +69,11 @@ DIGITS = [str(d) for d in range(NUM_CLASSES)]
 CONFUSION_CORNER = "true \\ said"
 SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
 DEFAULT_SIZE = {"cnn": live.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
+
+
+def sketch_example(path: Path) -> dict:
+    """A PNG as a Sketchpad value: the picture as the background, so that strokes drawn next go on top."""
+    return {"background": str(path), "layers": [], "composite": str(path)}
 
 
 class SafeSketchpad(gr.Sketchpad):
@@ -334,6 +341,10 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                                                       color_mode="fixed"),
                                        layers=False, transforms=(), label="Draw a digit, or a few", buttons=[])
                     picker = gr.Radio(h.choices(None), value="cnn", label="Model", elem_id="picker")
+                    examples = gr.Examples([[sketch_example(path)] for path in EXAMPLES], inputs=[pad],
+                                           elem_id="examples",
+                                           label="Or start from a drawing (then draw on it)",
+                                           examples_per_page=len(EXAMPLES))
                 with gr.Column(scale=4):
                     verdict = gr.Markdown("### Draw a digit", elem_id="verdict")
                     label = gr.Label(num_top_classes=NUM_CLASSES, label="Probabilities", elem_id="pred")
@@ -377,7 +388,9 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=2):
                     model_name = gr.Radio([("CNN", "cnn"), ("Guide MLP", "mlp")], value=d.model, label="Model")
-                    size = gr.Slider(1, live.MAX_SIZE[d.model], value=d.size, step=1, label=SIZE_LABEL[d.model])
+                    # The component's own maximum is the larger model's, so API callers can train a wide MLP
+                    # (the server refuses a CNN too wide with its own message); the page narrows it on load.
+                    size = gr.Slider(1, max(live.MAX_SIZE.values()), value=d.size, step=1, label=SIZE_LABEL[d.model])
                     epochs = gr.Slider(1, live.MAX_EPOCHS, value=d.epochs, step=1, label="Epochs")
                     batch_size = gr.Dropdown([16, 32, 64, 128, 256, 512], value=d.batch_size, label="Batch size")
                     lr = gr.Number(d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5,
@@ -421,7 +434,8 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
 
         # Draw: every stroke (and a change of model) predicts, then explains; bursts collapse to the last.
         draw_in = [pad, picker, visitor]
-        for trigger, api in ((pad.change, "predict"), (picker.change, False)):
+        # A clicked example fills the pad without a change event of its own, so it is read as one.
+        for trigger, api in ((pad.change, "predict"), (picker.change, False), (examples.load_input_event.then, False)):
             trigger(h.predict, draw_in, label, api_name=api, api_visibility="public" if api else "private",
                     show_progress="hidden", trigger_mode="always_last", concurrency_limit=DRAW_CONCURRENCY,
                     concurrency_id="draw").then(
@@ -452,6 +466,7 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
         upload_btn.upload(h.upload, [upload_btn, visitor], [status, picker], **quiet)
         model_name.change(lambda name: gr.update(maximum=live.MAX_SIZE[name], value=DEFAULT_SIZE[name],
                                                  label=SIZE_LABEL[name]), model_name, size, **quiet)
+        demo.load(lambda: gr.update(maximum=live.MAX_SIZE[live.APP_DEFAULTS.model]), None, size, **quiet)
 
         demo.load(None, None, None, js=PICK_BRUSH)
     demo.queue(max_size=QUEUE_SIZE)

@@ -4,12 +4,16 @@
 on Sketchpad-shaped values of the ten digits, for the app's 280 x 280 canvas and Gradio's default
 800 x 800, batch 1, with the shipped CNN. Also its two halves alone (preprocessing: `split_digits`;
 forward + softmax on the ready tensor) and, as the baseline, the naive path: PIL-resize the whole canvas
-to 28 x 28 and run the same forward. All four are timed in turns, call by call, so load shifts hit them alike.
+to 28 x 28 and run the same forward. The forward row has its own baseline: the same weights in the
+default (contiguous) memory format instead of the channels-last layout `inference.prepare` gives them.
+All five are timed in turns, call by call, so load shifts hit them alike.
 
     python -m bench --only predict [--quick]
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -57,11 +61,14 @@ def _measure(net: torch.nn.Module, width: int | None, size: int, n: int) -> list
     def value(i: int) -> dict:
         return values[i % len(values)][1]
 
-    with torch.no_grad():
+    contiguous = copy.deepcopy(net).to(memory_format=torch.contiguous_format)  # as before `prepare`
+
+    with torch.inference_mode():  # as read_drawing runs; channels-last gains little under no_grad alone
         stats = interleaved({
             "full": lambda i: read_drawing(net, value(i)),
             "preprocess": lambda i: split_digits(value(i)),
             "forward": lambda i: net(tensors[i % len(tensors)]).softmax(dim=1),
+            "contiguous": lambda i: contiguous(tensors[i % len(tensors)]).softmax(dim=1),
             "naive": lambda i: net(naive_tensor(value(i))).softmax(dim=1),
         }, n)
     ms = {k: s.scaled(1e3) for k, s in stats.items()}
@@ -74,5 +81,8 @@ def _measure(net: torch.nn.Module, width: int | None, size: int, n: int) -> list
                      note=f"CNN width {width}, 1 thread, batch 1, the ten digits in turn; {correct}/10 read right; "
                           "ratio = ours / naive (whole canvas resized to 28x28, then the same forward)"),
         Result.timed(NAME, f"  preprocess only, {canvas}", ms["preprocess"]),
-        Result.timed(NAME, f"  forward + softmax only, {canvas}", ms["forward"]),
+        Result.timed(NAME, f"  forward + softmax only, {canvas}", ms["forward"], baseline=ms["contiguous"].median,
+                     baseline_label="contiguous weights", ratio=ms["forward"].median / ms["contiguous"].median,
+                     note="channels-last weights (inference.prepare) against the same weights in the default "
+                          "layout; ratio = channels-last / contiguous"),
     ]

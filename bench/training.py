@@ -3,23 +3,30 @@
 The four runs of `train_speed.run` in one process, in order: the guide's loop (DataLoader + ToTensor,
 minimally fixed), our loop with the guide's exact settings, our loop tuned, and the CNN's one-cycle run
 sized to reach 99% test accuracy. Training time excludes evaluation for every row alike. Torch keeps its
-default threads (one per core), as `python -m mnist_demo.train` does.
+default threads (one per core), as `python -m mnist_demo.train` does. A last row measures what the
+channels-last memory format gains the CNN: the same short run with `train.CNN_MEMORY_FORMAT` set to
+each layout in turn, twice.
 
     python -m bench --only training [--quick]     # --quick: 1 epoch for the MLP rows instead of 5
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from bench import train_speed
 from bench.report import Result
+from mnist_demo import train
+from mnist_demo.data import load_mnist
 
 NAME = "training"
 EPOCHS = {True: 1, False: 5}  # MLP rows, quick / full (the guide used 5)
 TARGET_SPEEDUP = 5.0  # ours vs the guide's loop, with equal or better accuracy
 TARGET_CNN_S = 10.0
 TARGET_CNN_ACCURACY = 0.99
+LAYOUT_STEPS = {True: 100, False: 300}  # steps of the FAST_CNN run per layout measurement
 
 
 def run(quick: bool) -> list[Result]:
@@ -50,4 +57,30 @@ def run(quick: bool) -> list[Result]:
                        passed=cnn.train_seconds < TARGET_CNN_S and cnn.test_accuracy >= TARGET_CNN_ACCURACY,
                        note=f"reached {cnn.test_accuracy:.2%} at {cnn.images_per_s:,.0f} images/s; width {fast.size}, "
                             f"{fast.epochs} epoch(s) of {fast.train_size:,} images, {threads}"))
+    rows.append(_layout_row(LAYOUT_STEPS[quick]))
     return rows
+
+
+def _images_per_s(memory_format: torch.memory_format, steps: int) -> float:
+    """Training throughput of the first `steps` steps of FAST_CNN with the CNN in `memory_format`."""
+    config = dataclasses.replace(train_speed.FAST_CNN, max_steps=steps)
+    default, train.CNN_MEMORY_FORMAT = train.CNN_MEMORY_FORMAT, memory_format
+    try:
+        *_, last = train.train(config, train.new_model(config), load_mnist(train=True), load_mnist(train=False),
+                               device=torch.device("cpu"))
+    finally:
+        train.CNN_MEMORY_FORMAT = default
+    return last.samples_per_s
+
+
+def _layout_row(steps: int) -> Result:
+    """Channels-last against contiguous, alternated twice so that load shifts hit both alike; the better of each."""
+    speeds = {torch.channels_last: [], torch.contiguous_format: []}
+    for _ in range(2):
+        for memory_format, seen in speeds.items():
+            seen.append(_images_per_s(memory_format, steps))
+    fast, plain = max(speeds[torch.channels_last]), max(speeds[torch.contiguous_format])
+    return Result(NAME, "CNN training, channels-last", fast, "images/s", baseline=plain,
+                  baseline_label="contiguous", ratio=fast / plain,
+                  note=f"the CNN-to-99% settings, first {steps} steps, best of 2 per layout; "
+                       "ratio = channels-last / contiguous")

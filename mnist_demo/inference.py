@@ -85,7 +85,9 @@ class Reading:
 
 def prepare(model: nn.Module) -> nn.Module:
     """An inference copy's setup: eval mode, no parameter gradients (safe to share between threads), and
-    channels-last weights, with which oneDNN runs the CNN's batch-1 forward pass in about half the time."""
+    channels-last weights: oneDNN's batch-1 convolutions run faster in that layout when called back to
+    back, though within the whole predict path the gain is lost in the noise (`python -m bench --only
+    predict`, the forward row, measures it against contiguous weights)."""
     model.eval().to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)

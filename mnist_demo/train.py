@@ -31,6 +31,9 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle")
 ONECYCLE_WARMUP = 0.25  # share of the steps spent raising the learning rate to its peak
 ONECYCLE_MIN_STEPS = 8  # shorter runs (smoke tests) keep the rate constant: the schedule needs room to ramp
+# oneDNN's convolutions train faster on CPU with channels-last weights and activations (the channels-last
+# row of `python -m bench --only training` sets this back to contiguous to measure by how much).
+CNN_MEMORY_FORMAT = torch.channels_last
 
 
 def knob(default: Any, help: str) -> Any:
@@ -152,8 +155,7 @@ def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None
     # A seeded random subset, kept as indices so the shared uint8 images are never copied.
     subset = torch.randperm(len(train_data), generator=generator)[: config.train_size] \
         if config.train_size < len(train_data) else None
-    # Convolutions run fastest on CPU (oneDNN) and GPU with channels-last activations.
-    memory_format = torch.channels_last if config.model == "cnn" else torch.contiguous_format
+    memory_format = CNN_MEMORY_FORMAT if config.model == "cnn" else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     total = config.total_steps(len(train_data))
     optimizer = make_optimizer(config, model)

@@ -7,6 +7,7 @@ import time
 
 import gradio as gr
 import numpy as np
+import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
 from sketches import draw, sketchpad
@@ -32,6 +33,16 @@ def test_each_drawn_digit_is_read(handlers, digit):
     label = handlers.predict(sketchpad(draw(digit)), "cnn", None)
     assert sorted(label) == list("0123456789") and abs(sum(label.values()) - 1) < 1e-4
     assert top(label) == digit
+
+
+def test_the_example_drawings_are_read_as_the_digit_in_their_name(handlers):
+    assert len(app.EXAMPLES) >= 3
+    for path in app.EXAMPLES:
+        example = app.sketch_example(path)
+        assert example["background"] == example["composite"] == str(path)
+        pixels = np.asarray(PIL.Image.open(path))  # what the numpy Sketchpad hands the handler
+        label = handlers.predict({"background": pixels, "layers": [], "composite": pixels}, "cnn", None)
+        assert top(label) == path.name.split("-")[0], path.name
 
 
 def test_a_number_is_read_left_to_right(handlers):

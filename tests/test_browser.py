@@ -206,3 +206,16 @@ def test_correct_a_guess_and_see_it_in_your_drawings(visit):
     page.locator("#mine img").first.wait_for()
     assert page.locator("#mine img").count() == 1
     wait_for_text(page, "#mine", r"7, read as 1")  # the gallery's caption: what you said, what the model reads
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_clicked_example_is_read(visit):
+    page = visit()
+    examples = page.locator("#examples button")
+    names = page.evaluate("[...document.querySelectorAll('#examples button img')].map(i => i.src.split('/').pop())")
+    assert len(names) == examples.count() >= 3, names
+    which = next(i for i, name in enumerate(names) if name.startswith("7-"))
+    examples.nth(which).click()
+    wait_for_reading(page, "7")
+    page.locator("#seen img").wait_for()
