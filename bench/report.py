@@ -137,6 +137,8 @@ what it measures; `python -m bench --only NAME` runs one. A value is the median 
 row says p95) with the p5-p95 spread beside it; a baseline is measured in the same run as its row, and
 the ratio compares the two, so that load from other processes moves both sides alike. Targets are for
 2 CPU cores; the notes under the table say how each row was measured and which way round its ratio is.
+What was changed to reach these numbers (before and after) and why each missed target is missed:
+[performance.md](performance.md).
 
 ## Machine
 

@@ -26,6 +26,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
+from mnist_demo.files import read_bounded
 from mnist_demo.models import MODELS, SIZE_ARG, GuideMLP, SmallCNN, build_model
 
 FORMAT = "mnist-demo/1"  # bump when the metadata layout changes
@@ -145,18 +146,10 @@ def _expected_layout(model: nn.Module) -> dict[str, tuple[str, list[int]]]:
 
 def load_checkpoint(source: Path | str | bytes) -> Checkpoint:
     """Load a checkpoint from a path or bytes; raise `CheckpointError` with a clear message if unusable."""
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"no checkpoint file at {path}")
-        if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-            raise CheckpointError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; "
-                                  f"checkpoints here are at most {MAX_CHECKPOINT_BYTES // 2**20} MB")
-        data = path.read_bytes()
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"checkpoint is {len(data) / 2**20:.0f} MB; at most {MAX_CHECKPOINT_BYTES // 2**20} MB")
+    try:
+        data = read_bounded(source, MAX_CHECKPOINT_BYTES, "checkpoint")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
 
     header = _read_header(data)
     meta = _read_metadata(header)

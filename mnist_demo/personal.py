@@ -25,9 +25,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mnist_demo.canvas import contrast, read_canvas
 from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, Split
 from mnist_demo.evaluate import predict_split
-from mnist_demo.preprocess import Sketch, contrast, read_canvas, sketch_to_tensor
+from mnist_demo.files import read_bounded
+from mnist_demo.preprocess import Sketch, sketch_to_tensor
 
 # The set is refused new drawings at the cap (a clear ValueError) rather than silently dropping old
 # ones: a visitor who labelled 200 digits should decide what goes. 200 entries are about 4 MB.
@@ -199,7 +201,7 @@ class PersonalSet:
         Raises ValueError, adding nothing, when the archive itself is unusable: not a zip, too big, too many
         members, or more declared uncompressed bytes than `MAX_TOTAL_BYTES`.
         """
-        data = _read_source(source)
+        data = read_bounded(source, MAX_ZIP_BYTES, "drawing archive")
         _check_directory(data)
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
@@ -231,21 +233,6 @@ class PersonalSet:
                         added.append(entry)
         self.entries.extend(added)
         return ImportReport(len(added), skipped)
-
-
-def _read_source(source: bytes | Path | str) -> bytes:
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ValueError(f"no file at {path}")
-        if path.stat().st_size > MAX_ZIP_BYTES:
-            raise ValueError(f"{path.name} is over {MAX_ZIP_BYTES // 2**20} MB")
-        data = path.read_bytes()
-    if len(data) > MAX_ZIP_BYTES:
-        raise ValueError(f"the zip is over {MAX_ZIP_BYTES // 2**20} MB")
-    return data
 
 
 def _check_directory(data: bytes) -> None:
