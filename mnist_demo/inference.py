@@ -97,10 +97,9 @@ def prepare(model: nn.Module) -> nn.Module:
 @torch.inference_mode()
 def read_drawing(model: nn.Module, value: object) -> Reading | None:
     """Split a drawing into digits and classify them in one batch; None when there is nothing to read."""
-    sketches = split_digits(value)
+    sketches = split_digits(value, limit=MAX_DIGITS)
     if not sketches:
         return None
-    sketches = sketches[:MAX_DIGITS]
     x = torch.cat([s.tensor for s in sketches])  # (D, 1, 28, 28)
     probabilities = model(x).softmax(dim=1).numpy()
     return Reading([DigitGuess(s, p) for s, p in zip(sketches, probabilities)])

@@ -12,7 +12,7 @@ from sketches import BLACK, SPLIT_FOUR, STROKES, WHITE, draw, sketchpad
 
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.preprocess import sketch_to_tensor
-from mnist_demo.segment import split_digits
+from mnist_demo.segment import Group, group_pieces, one_digit, split_digits
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
 WIDE = (900, 300)  # a canvas for a short number
@@ -105,3 +105,42 @@ def test_garbage_is_refused():
         split_digits(np.full((300, 900), np.nan))
     with pytest.raises(ValueError):
         split_digits("2024")
+
+
+def _group_pieces_reference(pieces):
+    """The plain form of group_pieces: rebuild every pair after each join (n^3 pair tests)."""
+    groups = [Group((i + 1,), rows.start, cols.start, rows.stop, cols.stop) for i, (rows, cols) in enumerate(pieces)]
+    while True:
+        pairs = [(groups[i].gap(groups[j]), i, j) for i in range(len(groups)) for j in range(i + 1, len(groups))
+                 if one_digit(groups[i], groups[j])]
+        if not pairs:
+            break
+        _, i, j = min(pairs)
+        groups[i] = groups[i].join(groups.pop(j))
+    groups.sort(key=lambda g: g.left + g.right)
+    return [g.labels for g in groups]
+
+
+def _random_pieces(rng, n):
+    boxes = []
+    for _ in range(n):
+        top, left = rng.integers(0, 150, 2)
+        height, width = rng.integers(2, 40, 2)
+        boxes.append((slice(int(top), int(top + height)), slice(int(left), int(left + width))))
+    return boxes
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_grouping_joins_the_same_pieces_as_rebuilding_every_pair(seed):
+    pieces = _random_pieces(np.random.default_rng(seed), n=2 + seed % 12)
+    assert group_pieces(pieces) == _group_pieces_reference(pieces)
+
+
+def test_grouping_many_pieces_tests_each_pair_about_once(monkeypatch):
+    """A scribble of hundreds of dots must not cost n^3 pair tests on the per-stroke path."""
+    calls = []
+    monkeypatch.setattr("mnist_demo.segment.one_digit", lambda a, b: calls.append(1) or one_digit(a, b))
+    pieces = [(slice(r * 10, r * 10 + 6), slice(c * 10, c * 10 + 6)) for r in range(16) for c in range(16)]
+    group_pieces(pieces)
+    n = len(pieces)
+    assert len(calls) <= 2 * n * n, f"{len(calls)} pair tests for {n} pieces"
