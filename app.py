@@ -27,10 +27,11 @@ from mnist_demo.checkpoint import Checkpoint, CheckpointError, checkpoint_bytes,
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, mnist_available, mnist_root, raw_dir
 from mnist_demo.finetune import FinetuneConfig, finetune
 from mnist_demo.guide import guide_markdown
-from mnist_demo.inference import SharedModels, prepare, read_drawing, saliency
+from mnist_demo.inference import MAX_DIGITS, SharedModels, prepare, read_drawing, saliency
 from mnist_demo.live import Visitor
 from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import enlarge, gallery_tile, heatmap, side_by_side
+from mnist_demo.segment import split_digits
 from mnist_demo.train import Progress
 
 TITLE = "Draw a digit, watch a network learn"
@@ -166,59 +167,69 @@ class Handlers:
 
     # Draw ------------------------------------------------------------------------------------------
 
-    def predict(self, value, model_name, visitor):
-        """A drawing in, the digit (or number) with its probabilities out."""
+    def read(self, value, model_name, visitor):
+        """The stroke event: the label, and the reading itself, kept in session state for `show` to reuse."""
         model = self.pick(model_name, visitor).model
         try:
             reading = read_drawing(model, value)
         except ValueError as err:
             raise gr.Error(str(err)) from None
-        return None if reading is None else reading.label()
+        return (None if reading is None else reading.label()), reading
 
-    def explain(self, value, model_name, visitor):
+    def predict(self, value, model_name, visitor):
+        """A drawing in, the digit (or number) with its probabilities out."""
+        return self.read(value, model_name, visitor)[0]
+
+    def show(self, reading, model_name, visitor):
         """The verdict, what the network saw, why it decided, and the digit to offer as the truth."""
-        try:
-            model = self.pick(model_name, visitor).model
-            reading = read_drawing(model, value)
-        except (gr.Error, ValueError) as err:
-            return f"**{err}**", None, None, None
         if reading is None:
             return "### Draw a digit", None, None, None
+        model = self.pick(model_name, visitor).model
         seen = side_by_side([enlarge(d.sketch.image) for d in reading.digits])
         why = side_by_side([heatmap(d.sketch.image, saliency(model, d.sketch, d.digit)) for d in reading.digits])
         guess = str(reading.digits[0].digit) if len(reading.digits) == 1 else None
         return f"### {reading.verdict()}", seen, why, guess
 
+    def explain(self, value, model_name, visitor):
+        """`show` for a drawing not read yet; what went wrong, in the verdict's place, when it cannot be read."""
+        try:
+            reading = self.read(value, model_name, visitor)[1]
+        except gr.Error as err:
+            return f"**{err}**", None, None, None
+        return self.show(reading, model_name, visitor)
+
     # Your drawings -------------------------------------------------------------------------------
 
-    def score(self, model_name, visitor) -> str:
-        """'Your accuracy' beside the model's MNIST accuracy."""
+    def score(self, model_name, visitor, predictions: list[int] | None = None) -> str:
+        """'Your accuracy' beside the model's MNIST accuracy; `predictions` when the drawings were read already."""
         checkpoint = self.pick(model_name, visitor)
         mine = visitor.drawings
         if not len(mine):
             return f"No drawings of yours yet. This model: MNIST test {mnist_accuracy(checkpoint)}."
-        right = round(mine.accuracy(checkpoint.model) * len(mine))
+        predictions = mine.predictions(checkpoint.model) if predictions is None else predictions
+        right = sum(p == e.label for p, e in zip(predictions, mine.entries))
         return (f"**Your accuracy: {right} of your {len(mine)} drawings ({right / len(mine):.0%})** · "
                 f"MNIST test: {mnist_accuracy(checkpoint)}")
 
     def collection(self, model_name, visitor):
         """Gallery, score (for both tabs) and the Train tab's probe choices, after the drawings or model change."""
-        model = self.pick(model_name, visitor).model
+        predictions = visitor.drawings.predictions(self.pick(model_name, visitor).model)  # read once, for both
         probes = [("none", -1)] + [(f"#{i + 1}: a {e.label}", i) for i, e in enumerate(visitor.drawings.entries)]
-        score = self.score(model_name, visitor)
-        return visitor.drawings.gallery(model), score, score, gr.update(choices=probes)
+        score = self.score(model_name, visitor, predictions)
+        return visitor.drawings.gallery(predictions=predictions), score, score, gr.update(choices=probes)
 
     def add(self, value, truth, model_name, visitor):
         """Keep the drawing on the canvas, labelled with the digit the visitor says it is."""
+        self.pick(model_name, visitor)  # the model that will read it must exist (gr.Error otherwise)
         try:
-            reading = read_drawing(self.pick(model_name, visitor).model, value)
-            if reading is None:
+            sketches = split_digits(value, limit=MAX_DIGITS)  # no need to run the model to keep a drawing
+            if not sketches:
                 raise ValueError("draw a digit first")
-            if len(reading.digits) > 1:
-                raise ValueError(f"the canvas holds {len(reading.digits)} digits: add one digit at a time")
+            if len(sketches) > 1:
+                raise ValueError(f"the canvas holds {len(sketches)} digits: add one digit at a time")
             if truth is None:
                 raise ValueError("choose the digit you drew")
-            visitor.drawings.add(value, truth, sketch=reading.digits[0].sketch)
+            visitor.drawings.add(value, truth, sketch=sketches[0])
         except ValueError as err:
             raise gr.Error(f"Not added: {err}.") from None
         return self.collection(model_name, visitor)
@@ -331,6 +342,7 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
 
     with gr.Blocks(title=TITLE) as demo:
         visitor = gr.State(Visitor())  # copied for each browser tab: their model and drawings, nobody else's
+        reading = gr.State(None)  # the last stroke's Reading, for the explanation that follows it
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
 
         with gr.Tab("Draw"):
@@ -432,14 +444,16 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
 
         mine_out = [mine, score, score_mine, probe]  # what changes when the drawings or the model change
 
-        # Draw: every stroke (and a change of model) predicts, then explains; bursts collapse to the last.
-        draw_in = [pad, picker, visitor]
+        # Draw: every stroke (and a change of model) reads the drawing, then shows that same reading;
+        # bursts collapse to the last. When the drawing cannot be read, the reason takes the verdict's place.
+        draw_in, explained = [pad, picker, visitor], [verdict, seen, why, truth]
         # A clicked example fills the pad without a change event of its own, so it is read as one.
         for trigger, api in ((pad.change, "predict"), (picker.change, False), (examples.load_input_event.then, False)):
-            trigger(h.predict, draw_in, label, api_name=api, api_visibility="public" if api else "private",
-                    show_progress="hidden", trigger_mode="always_last", concurrency_limit=DRAW_CONCURRENCY,
-                    concurrency_id="draw").then(
-                h.explain, draw_in, [verdict, seen, why, truth], concurrency_id="draw", **quiet)
+            read = trigger(h.read, draw_in, [label, reading], api_name=api,
+                           api_visibility="public" if api else "private", show_progress="hidden",
+                           trigger_mode="always_last", concurrency_limit=DRAW_CONCURRENCY, concurrency_id="draw")
+            read.success(h.show, [reading, picker, visitor], explained, concurrency_id="draw", **quiet)
+            read.failure(h.explain, draw_in, explained, concurrency_id="draw", **quiet)
         picker.change(h.collection, [picker, visitor], mine_out, **quiet)
         pad.clear(None, None, None, js=PICK_BRUSH)
 

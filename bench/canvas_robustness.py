@@ -25,6 +25,8 @@ from skimage.morphology import skeletonize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from bench.canvases import naive_tensor  # noqa: E402
+from bench.timing import one_torch_thread, repeat  # noqa: E402
 from mnist_demo.checkpoint import load_checkpoint  # noqa: E402
 from mnist_demo.data import IMAGE_SIZE, load_mnist, normalize  # noqa: E402
 from mnist_demo.preprocess import sketch_to_tensor  # noqa: E402
@@ -155,12 +157,6 @@ def accuracy(models: dict, inputs: list[torch.Tensor | None], labels: torch.Tens
     return {name: float(r.float().mean()) for name, r in right.items()}
 
 
-def naive(value: dict) -> torch.Tensor:
-    """What a first attempt does with a canvas: shrink all of it to 28 x 28 and invert; no crop, no centring."""
-    gray = Image.fromarray(value["composite"]).convert("L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
-    return normalize(torch.from_numpy(255 - np.asarray(gray))[None])  # (1, 1, 28, 28)
-
-
 def _tensors(drawings) -> list[torch.Tensor | None]:
     sketches = (sketch_to_tensor(d) for d in drawings)
     return [s.tensor if s is not None else None for s in sketches]
@@ -168,16 +164,8 @@ def _tensors(drawings) -> list[torch.Tensor | None]:
 
 def time_preprocessing(value: dict, calls: int = TIMING_CALLS) -> float:
     """Median wall time of sketch_to_tensor on one canvas, in milliseconds, on one thread as in the app."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    sketch_to_tensor(value)  # warm up
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        sketch_to_tensor(value)
-        times.append(time.perf_counter() - start)
-    torch.set_num_threads(threads)
-    return 1000 * float(np.median(times))
+    with one_torch_thread():
+        return 1000 * repeat(lambda: sketch_to_tensor(value), calls, warmup=1).median
 
 
 def run(weights: list[str], n: int, seed: int = SEED) -> dict:
@@ -200,7 +188,7 @@ def run(weights: list[str], n: int, seed: int = SEED) -> dict:
         drawings = [draw(strokes, condition, rng) for strokes in traces]
         rows[condition.name] = _tensors(drawings)
         if i == 0:  # why preprocessing matters: the same drawings without it
-            rows[f"{condition.name}, naive resize"] = [naive(d) for d in drawings]
+            rows[f"{condition.name}, naive resize"] = [naive_tensor(d, Image.Resampling.BOX) for d in drawings]
     scores = {name: accuracy(models, inputs, labels) for name, inputs in rows.items()}
     big = next(c for c in CONDITIONS if c.size == 800)
     milliseconds = time_preprocessing(draw(traces[0], big, np.random.default_rng(seed)))

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
 from PIL import Image
 
+from mnist_demo.data import IMAGE_SIZE, normalize
 from tests.sketches import draw, sketchpad
 
 DIGITS = "0123456789"
@@ -44,3 +47,9 @@ def upload(path: str) -> dict:
     from gradio_client import handle_file
 
     return {"background": None, "layers": [], "composite": handle_file(path)}
+
+
+def naive_tensor(value: dict, resample: Image.Resampling = Image.Resampling.BILINEAR) -> torch.Tensor:
+    """What a first attempt does with a canvas: shrink all of it to 28 x 28 and invert; no crop, no centring."""
+    gray = Image.fromarray(value["composite"]).convert("L").resize((IMAGE_SIZE, IMAGE_SIZE), resample)
+    return normalize(torch.from_numpy(255 - np.asarray(gray))[None])  # (1, 1, 28, 28)

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
-from PIL import Image
 
-from bench.canvases import sketch_values
+from bench.canvases import naive_tensor, sketch_values
 from bench.report import Result
 from bench.server import ROOT
-from bench.timing import interleaved
-from mnist_demo.data import IMAGE_SIZE, normalize
+from bench.timing import interleaved, one_torch_thread
 from mnist_demo.inference import SharedModels, read_drawing
 from mnist_demo.segment import split_digits
 
@@ -33,22 +30,12 @@ REPEATS = {True: 40, False: 300}  # calls per variant, quick / full
 TARGET_MS = 2.0  # median of the whole path, batch 1, one thread
 
 
-def naive_tensor(value: dict) -> torch.Tensor:
-    """The usual tutorial shortcut: the whole canvas resized to 28 x 28, inverted to white on black."""
-    gray = Image.fromarray(value["composite"]).convert("L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-    return normalize(torch.from_numpy(255 - np.asarray(gray))[None])  # (1, 1, 28, 28)
-
-
 def run(quick: bool) -> list[Result]:
     """The rows of this benchmark: the whole path and its halves, per canvas size."""
     model = SharedModels.from_folder(ROOT / "weights", ("cnn",)).get("cnn")
     net, width = model.model, model.metadata.get("size")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the app does: one thread per request
-    try:
+    with one_torch_thread():  # as the app does: one thread per request
         return [row for size in SIZES for row in _measure(net, width, size, REPEATS[quick])]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure(net: torch.nn.Module, width: int | None, size: int, n: int) -> list[Result]:

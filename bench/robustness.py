@@ -9,11 +9,10 @@ the shipped CNN's worst accuracy gap to the same digits' original 28 x 28 images
 
 from __future__ import annotations
 
-import torch
-
 from bench import canvas_robustness
 from bench.report import Result
 from bench.server import ROOT
+from bench.timing import one_torch_thread
 
 NAME = "robustness"
 N = {True: canvas_robustness.QUICK_N, False: canvas_robustness.DEFAULT_N}
@@ -22,12 +21,8 @@ TARGET_GAP_PP = canvas_robustness.TARGET_GAP_PP
 
 def run(quick: bool) -> list[Result]:
     """The row of this benchmark: the CNN's worst canvas condition."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the script does: one drawing at a time, as in the app
-    try:
+    with one_torch_thread():  # as the script does: one drawing at a time, as in the app
         result = canvas_robustness.run([str(ROOT / "weights" / "cnn.safetensors")], N[quick])
-    finally:
-        torch.set_num_threads(threads)
     model = result["cnn_models"][0]
     canvases = [row for row in result["rows"] if row["canvas"]]
     worst = min(canvases, key=lambda row: row[f"{model}_gap_pp"])

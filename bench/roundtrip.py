@@ -16,6 +16,7 @@ gradio_client with its default TLS setting (see `server.connect`). The baseline 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import tempfile
@@ -24,12 +25,11 @@ import time
 from dataclasses import dataclass
 
 import httpx
-import torch
 
 from bench.canvases import png_files, sketch_values, upload
 from bench.report import Result
 from bench.server import CALL_TIMEOUT_S, ROOT, App, connect, running
-from bench.timing import Stats, repeat
+from bench.timing import Stats, one_torch_thread, repeat
 from mnist_demo.inference import SharedModels, read_drawing
 
 NAME = "roundtrip"
@@ -45,13 +45,9 @@ def in_process_ms(n: int) -> Stats:
     """The handler's own work on the same drawings, one thread: what the round trip adds to."""
     net = SharedModels.from_folder(ROOT / "weights", ("cnn",)).get("cnn").model
     values = [v for _, v in sketch_values()]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        calls = iter(range(10**9))
-        return repeat(lambda: read_drawing(net, values[next(calls) % len(values)]), n).scaled(1e3)
-    finally:
-        torch.set_num_threads(threads)
+    calls = itertools.cycle(values)
+    with one_torch_thread():
+        return repeat(lambda: read_drawing(net, next(calls)), n).scaled(1e3)
 
 
 def stroke(client, digit: str, png: str) -> tuple[float, bool]:

@@ -128,9 +128,6 @@ class App:
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
 
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
 
 def _wait_for_predict(url: str, process: subprocess.Popen, log: Path, png: str, deadline: float):
     """Poll until the server answers HTTP, then until /predict answers; return the Client that got the answer."""

@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,14 @@ def interleaved(fns: dict[str, Callable[[int], object]], n: int, warmup: int = 3
             if i >= 0:
                 times[name].append(time.perf_counter() - start)
     return {name: Stats.of(t) for name, t in times.items()}
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block on one torch thread, as the app runs each request, then restore the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

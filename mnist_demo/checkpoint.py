@@ -70,14 +70,14 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 
 
-def checkpoint_bytes(model: nn.Module, /, **metadata: Any) -> tuple[bytes, dict[str, Any]]:
-    """Serialise `model` with its spec, our normalisation and `metadata` (JSON-able) into safetensors bytes.
+def checkpoint_metadata(model: nn.Module, /, **metadata: Any) -> dict[str, Any]:
+    """`metadata` (JSON-able) with `model`'s spec, our normalisation and the library versions.
 
     The spec and normalisation always describe `model` itself, whatever `metadata` says, so a loaded
     checkpoint's metadata can be passed back in whole.
     """
     name, size = model_spec(model)
-    meta = {
+    return {
         **metadata,
         "format": FORMAT,
         "model": name,
@@ -85,6 +85,11 @@ def checkpoint_bytes(model: nn.Module, /, **metadata: Any) -> tuple[bytes, dict[
         "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},
         "versions": metadata.get("versions") or library_versions(),
     }
+
+
+def checkpoint_bytes(model: nn.Module, /, **metadata: Any) -> tuple[bytes, dict[str, Any]]:
+    """Serialise `model` with its `checkpoint_metadata` into safetensors bytes; (bytes, that metadata)."""
+    meta = checkpoint_metadata(model, **metadata)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     return save_safetensors(tensors, metadata={METADATA_KEY: json.dumps(meta)}), meta
 

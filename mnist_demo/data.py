@@ -34,7 +34,8 @@ SPLIT_FILES = {
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _IDX_DTYPE_UBYTE = 0x08  # the only element type MNIST uses
-_SPLIT_SIZES = {True: 60_000, False: 10_000}
+MNIST_TRAIN_SIZE = 60_000  # images in MNIST's training split
+_SPLIT_SIZES = {True: MNIST_TRAIN_SIZE, False: 10_000}
 
 
 class MNISTNotFoundError(FileNotFoundError):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from mnist_demo.data import NUM_CLASSES
-from mnist_demo.evaluate import EVAL_BATCH, confusion_matrix, format_confusion
+from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, Split
+from mnist_demo.evaluate import confusion_matrix, format_confusion, predict_split
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
 
 MAX_FILE_BYTES = 32 * 2**20  # a drawing is a few kB to a few MB; larger files are refused unread
@@ -53,7 +54,6 @@ def find_drawings(folder: Path | str) -> list[tuple[Path, int]]:
             if path.is_file() and not path.name.startswith(".")]
 
 
-@torch.no_grad()
 def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
     """Accuracy, per-digit accuracy, confusion matrix and unreadable files for a folder of drawings, JSON-able."""
     sketches, labels, paths, unreadable = [], [], [], []
@@ -66,13 +66,9 @@ def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
             labels.append(digit)
             paths.append(path)
 
-    was_training = model.training
-    model.eval()
-    preds = [model(torch.cat([s.tensor for s in sketches[i : i + EVAL_BATCH]])).argmax(1)  # (B,)
-             for i in range(0, len(sketches), EVAL_BATCH)]
-    model.train(was_training)
-    preds = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
     labels = torch.tensor(labels, dtype=torch.long)
+    images = torch.from_numpy(np.array([s.image for s in sketches], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+    preds = predict_split(model, Split(images, labels))  # the 28x28 images, normalised as Sketch.tensor is
 
     confusion = confusion_matrix(labels, preds)
     n = len(labels)

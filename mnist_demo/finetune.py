@@ -25,15 +25,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mnist_demo.checkpoint import Checkpoint, checkpoint_bytes, model_spec
-from mnist_demo.data import Split, load_mnist
+from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata, model_spec
+from mnist_demo.data import MNIST_TRAIN_SIZE, Split, load_mnist
 from mnist_demo.evaluate import accuracy
 from mnist_demo.inference import prepare
 from mnist_demo.personal import PersonalSet
-from mnist_demo.train import OPTIMIZERS, SCHEDULES, Progress, TrainConfig, knob, train
+from mnist_demo.train import (
+    OPTIMIZERS,
+    SCHEDULES,
+    Progress,
+    TrainConfig,
+    add_config_options,
+    knob,
+    range_problems,
+    train,
+)
 
 MAX_SMOOTHING = 0.5  # label smoothing beyond this teaches doubt, not digits
-MAX_IMAGES_PER_RUN = 60_000  # TrainConfig's bound on train_size, which max_steps x batch_size must respect
+MAX_IMAGES_PER_RUN = MNIST_TRAIN_SIZE  # TrainConfig's bound on train_size, which max_steps x batch_size must respect
 
 
 @dataclass(frozen=True)
@@ -67,19 +76,12 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name, lo, hi in [("max_steps", 1, 10_000), ("repeats", 1, 10_000), ("batch_size", 2, 1024),
-                             ("min_held_out", 1, 10_000), ("mnist_eval_size", 1, 10_000), ("log_every", 1, 10_000),
-                             ("seed", 0, 2**63 - 1)]:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                problems.append(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
-        for name, lo, hi in [("replay_share", 0.0, 0.95), ("lr", 1e-6, 1.0), ("blend", 0.0, 1.0),
-                             ("holdout_share", 0.0, 0.5), ("label_smoothing", 0.0, MAX_SMOOTHING)]:
-            value = getattr(self, name)
-            if name == "label_smoothing" and value is None:
-                continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-                problems.append(f"{name} must be a number from {lo} to {hi}, got {value!r}")
+        smoothing = [] if self.label_smoothing is None else [("label_smoothing", 0.0, MAX_SMOOTHING)]
+        problems += range_problems(self, integers=[
+            ("max_steps", 1, 10_000), ("repeats", 1, 10_000), ("batch_size", 2, 1024), ("min_held_out", 1, 10_000),
+            ("mnist_eval_size", 1, 10_000), ("log_every", 1, 10_000), ("seed", 0, 2**63 - 1)], numbers=[
+            ("replay_share", 0.0, 0.95), ("lr", 1e-6, 1.0), ("blend", 0.0, 1.0), ("holdout_share", 0.0, 0.5),
+            *smoothing])
         if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:
             problems.append(f"optimizer must be one of {OPTIMIZERS} and schedule one of {SCHEDULES}")
         if not problems and self.max_steps * self.batch_size > MAX_IMAGES_PER_RUN:
@@ -207,7 +209,7 @@ def finetune(source: Checkpoint | nn.Module, personal: PersonalSet, config: Fine
     blend(model, original, config.blend)
     mnist_after = accuracy(model, mnist_test)
 
-    model = prepare(model.to("cpu", memory_format=torch.contiguous_format))
+    model = prepare(model.to("cpu"))
     personal_after = accuracy(model, measured)
     result_meta = {
         **metadata,
@@ -220,7 +222,7 @@ def finetune(source: Checkpoint | nn.Module, personal: PersonalSet, config: Fine
                       "mnist_before": mnist_before, "mnist_after": mnist_after, "mnist_eval_size": len(mnist_test),
                       "config": dataclasses.asdict(config)},
     }
-    _, result_meta = checkpoint_bytes(model, **result_meta)
+    result_meta = checkpoint_metadata(model, **result_meta)
     yield FinetuneResult(Checkpoint(model, result_meta), personal_before, personal_after, len(measured),
                          bool(held_idx), mnist_before, mnist_after, steps, time.perf_counter() - start)
 
@@ -235,14 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("weights", help="a .safetensors checkpoint")
     parser.add_argument("drawings", help="a zip of images in folders 0-9 (as the app exports)")
     parser.add_argument("--out", help="write the fine-tuned model here (.safetensors, plus a .json beside it)")
-    for f in dataclasses.fields(FinetuneConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=f.metadata["help"])
-        else:  # the one optional field, label_smoothing, is a float
-            kind = float if f.default is None else type(f.default)
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"] + " (default: %(default)s)")
+    add_config_options(parser, FinetuneConfig)
     args = vars(parser.parse_args(argv))
     weights, drawings, out = args.pop("weights"), args.pop("drawings"), args.pop("out")
     try:

@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mnist_demo.checkpoint import Checkpoint, checkpoint_bytes
-from mnist_demo.data import load_mnist, normalize
+from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
+from mnist_demo.data import MNIST_TRAIN_SIZE, load_mnist, normalize
 from mnist_demo.evaluate import confusion_matrix, predict_split
 from mnist_demo.inference import prepare
 from mnist_demo.personal import PersonalSet
@@ -31,7 +31,7 @@ from mnist_demo.train import Progress, TrainConfig, new_model, train
 
 # Limits per training run in the app, checked on the server (the sliders are only a convenience).
 MAX_EPOCHS = 10
-MAX_TRAIN_SIZE = 60_000
+MAX_TRAIN_SIZE = MNIST_TRAIN_SIZE
 MIN_TRAIN_SIZE = 100
 MAX_BATCH_SIZE = 1024
 MAX_SIZE = {"mlp": 1024, "cnn": 64}  # hidden units / CNN width: bounds memory and time per step
@@ -118,7 +118,7 @@ class LiveUpdate:
 def snapshot(model: nn.Module, config: TrainConfig, event: Progress) -> Checkpoint:
     """An evaluated, frozen CPU copy of `model` for the visitor to draw against."""
     copy_ = prepare(copy.deepcopy(model).to("cpu"))
-    _, meta = checkpoint_bytes(copy_, config=dataclasses.asdict(config), test_accuracy=event.test_accuracy,
+    meta = checkpoint_metadata(copy_, config=dataclasses.asdict(config), test_accuracy=event.test_accuracy,
                                seed=config.seed, steps=event.step, command="trained in the mnist-demo app")
     return Checkpoint(copy_, meta)
 

@@ -180,12 +180,16 @@ class PersonalSet:
             return None
         return float(np.mean([p == e.label for p, e in zip(self.predictions(model), self.entries)]))
 
-    def gallery(self, model: nn.Module | None = None) -> list[tuple[np.ndarray, str]]:
-        """(drawing, caption) pairs for a gallery; with a model the caption says what it reads."""
-        if model is None:
+    def gallery(self, model: nn.Module | None = None, predictions: list[int] | None = None,
+                ) -> list[tuple[np.ndarray, str]]:
+        """(drawing, caption) pairs for a gallery; with a model (or its `predictions`, when already made)
+        the caption says what it reads."""
+        if predictions is None and model is not None:
+            predictions = self.predictions(model)
+        if predictions is None:
             return [(e.drawing, str(e.label)) for e in self.entries]
         return [(e.drawing, f"{e.label} ✓" if p == e.label else f"{e.label}, read as {p}")
-                for e, p in zip(self.entries, self.predictions(model))]
+                for e, p in zip(self.entries, predictions)]
 
     def export_zip(self) -> bytes:
         """The drawings as PNGs in folders 0-9 (`<label>/<number>.png`), for `--drawings` or re-import."""

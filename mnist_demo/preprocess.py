@@ -107,10 +107,10 @@ def _grow(mask: np.ndarray, grow: float) -> np.ndarray:
     return grown
 
 
-def restroke(mask: np.ndarray, width: float, inside: np.ndarray | None = None) -> np.ndarray:
+def restroke(mask: np.ndarray, width: float, inside: np.ndarray) -> np.ndarray:
     """Redraw strokes `width` wide within MNIST's range for their size: (h, w) bool -> (h', w') float in [0, 1].
 
-    The mask is cropped to its ink; `inside` is its `inner_distance`, when already known. Width changes by
+    The mask is cropped to its ink; `inside` is its `inner_distance`. Width changes by
     a signed distance to the stroke edge, which grows or shrinks every stroke by the same amount and keeps
     half a pixel of anti-aliasing at the new edge.
     """
@@ -123,7 +123,6 @@ def restroke(mask: np.ndarray, width: float, inside: np.ndarray | None = None) -
     grow = (target - width) / 2  # per side
     if grow >= 0:
         return _grow(mask, grow)
-    inside = inner_distance(mask) if inside is None else inside
     return np.clip(inside + grow, 0.0, 1.0).astype(np.float32)
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_demo.data import Split, augment, batches, load_mnist, normalize
+from mnist_demo.data import MNIST_TRAIN_SIZE, Split, augment, batches, load_mnist, normalize
 from mnist_demo.evaluate import accuracy
 from mnist_demo.models import MODELS, build_model
 
@@ -41,6 +41,34 @@ def knob(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def range_problems(config: Any, integers: list[tuple[str, int, int]],
+                   numbers: list[tuple[str, float, float]]) -> list[str]:
+    """What is wrong with `config`'s fields named in (name, lo, hi) ranges, inclusive: integers, then numbers.
+
+    NaN and infinities fail the range test, so no separate check is needed; bools are not numbers here.
+    """
+    problems = []
+    for kinds, ranges, what in [((int,), integers, "an integer"), ((int, float), numbers, "a number")]:
+        for name, lo, hi in ranges:
+            value = getattr(config, name)
+            if not isinstance(value, kinds) or isinstance(value, bool) or not lo <= value <= hi:
+                problems.append(f"{name} must be {what} from {lo} to {hi}, got {value!r}")
+    return problems
+
+
+def add_config_options(parser: Any, config_class: type) -> None:
+    """One argparse option per field of a dataclass built with `knob`, typed and defaulted from the field."""
+    import argparse
+
+    for f in fields(config_class):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:  # a field whose default is None is an optional number
+            kind = float if f.default is None else type(f.default)
+            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"] + " (default: %(default)s)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run. The defaults are the guide's hyperparameters."""
@@ -55,7 +83,7 @@ class TrainConfig:
     weight_decay: float = knob(0.0, "L2 penalty added by the optimizer")
     schedule: str = knob("constant", "'constant' (the guide's) or 'onecycle' (warm up, then anneal to zero)")
     label_smoothing: float = knob(0.0, "share of each target spread over the other classes")
-    train_size: int = knob(60_000, "training images used, a seeded random subset when below 60,000")
+    train_size: int = knob(MNIST_TRAIN_SIZE, "training images used, a seeded random subset when below 60,000")
     augment: bool = knob(False, "random affine and stroke-weight changes per batch, for drawn digits")
     seed: int = knob(0, "seeds the weights, the subset, the shuffling and the augmentation")
     max_steps: int = knob(0, "stop after this many optimizer steps; 0 = no limit (tests use a few)")
@@ -70,27 +98,21 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name, lo, hi in [("size", 0, 4096), ("epochs", 1, 1000), ("batch_size", 1, 60_000),
-                             ("train_size", 1, 60_000), ("max_steps", 0, 10**9), ("log_every", 1, 10**6)]:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                problems.append(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
-        for name, lo, hi in [("lr", 0.0, 10.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0),
-                             ("label_smoothing", 0.0, 1.0)]:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or not lo <= value <= hi or (name == "lr" and value == 0):
-                problems.append(f"{name} must be a number in {'(' if name == 'lr' else '['}{lo}, {hi}], got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63:
-            problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
+        problems += range_problems(self, integers=[
+            ("size", 0, 4096), ("epochs", 1, 1000), ("batch_size", 1, MNIST_TRAIN_SIZE),
+            ("train_size", 1, MNIST_TRAIN_SIZE), ("max_steps", 0, 10**9), ("log_every", 1, 10**6),
+            ("seed", 0, 2**63 - 1)], numbers=[
+            ("lr", 0.0, 10.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("label_smoothing", 0.0, 1.0)])
+        if self.lr == 0:
+            problems.append("lr must be above 0")
         if problems:
             raise ValueError("; ".join(problems))
 
-    def steps_per_epoch(self, available: int = 60_000) -> int:
+    def steps_per_epoch(self, available: int = MNIST_TRAIN_SIZE) -> int:
         """Optimizer steps per epoch when `available` training images exist."""
         return math.ceil(min(self.train_size, available) / self.batch_size)
 
-    def total_steps(self, available: int = 60_000) -> int:
+    def total_steps(self, available: int = MNIST_TRAIN_SIZE) -> int:
         steps = self.epochs * self.steps_per_epoch(available)
         return min(steps, self.max_steps) if self.max_steps else steps
 
@@ -178,8 +200,8 @@ def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None
             x = normalize(x).contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 loss = F.cross_entropy(model(x), labels, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            optimizer.zero_grad(set_to_none=True)  # clears last step's gradients: backward() adds to .grad
+            loss.backward()  # autograd on the loss tensor fills each parameter's .grad
             optimizer.step()
             if schedule is not None:
                 schedule.step()
@@ -211,13 +233,7 @@ def config_parser() -> Any:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.train", description="Train a model on MNIST.")
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"] + " (default: %(default)s)")
+    add_config_options(parser, TrainConfig)
     parser.add_argument("--out", help="write the trained model here (.safetensors, plus a .json beside it)")
     return parser
 

@@ -91,7 +91,7 @@ def main() -> int:
 
     import app
 
-    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
+    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.LAUNCH)
     try:
         with sync_playwright() as playwright:
             browser = launch(playwright)

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from bench.timing import one_torch_thread
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no version-check thread, no network
 
 
@@ -40,3 +42,11 @@ def app_url():
         yield url
     finally:
         app.demo.close()
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, as the app gives each request (fine-tuning's budget is a few seconds
+    on one thread; on a shared machine more threads only contend); the count is restored afterwards."""
+    with one_torch_thread():
+        yield

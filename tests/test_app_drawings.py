@@ -107,8 +107,7 @@ def test_loading_a_model_file(handlers, tmp_path, never_unpickle):
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_fine_tuning_makes_it_yours_and_restore_goes_back(handlers, mnist_test):
-    torch.set_num_threads(1)
+def test_fine_tuning_makes_it_yours_and_restore_goes_back(handlers, mnist_test, one_thread):
     visitor = Visitor()
     for _, (digit, strokes) in list(UNUSUAL.items())[:4]:
         for style in variations(3, seed=digit):

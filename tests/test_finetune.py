@@ -143,15 +143,6 @@ def test_streams_progress_then_a_frozen_result_and_leaves_the_original_alone(sma
     assert not original.training and not any(p.requires_grad for p in original.parameters())
 
 
-@pytest.fixture
-def one_thread():
-    """Fine-tuning's budget is a few seconds on one CPU thread; on a shared machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 @pytest.mark.mnist
 def test_learns_unusual_handwriting_without_forgetting_mnist(mnist_train, mnist_test, one_thread):
