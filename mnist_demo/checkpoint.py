@@ -77,6 +77,9 @@ def checkpoint_metadata(model: nn.Module, /, **metadata: Any) -> dict[str, Any]:
     checkpoint's metadata can be passed back in whole.
     """
     name, size = model_spec(model)
+    metadata = {k: v for k, v in metadata.items() if k != "crop"}
+    if isinstance(model, SmallCNN) and model.crop:  # absent means 0, as in every checkpoint made before it
+        metadata["crop"] = model.crop
     return {
         **metadata,
         "format": FORMAT,
@@ -159,7 +162,7 @@ def load_checkpoint(source: Path | str | bytes) -> Checkpoint:
     header = _read_header(data)
     meta = _read_metadata(header)
     try:
-        model = build_model(meta["model"], meta.get("size"))
+        model = build_model(meta["model"], meta.get("size"), meta.get("crop", 0))
     except ValueError as err:
         raise CheckpointError(f"checkpoint metadata: {err}") from None
 
@@ -171,7 +174,8 @@ def load_checkpoint(source: Path | str | bytes) -> Checkpoint:
         missing = sorted(expected.keys() - found.keys())
         extra = sorted(found.keys() - expected.keys())
         wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
-        spec = f"{meta['model']} with {SIZE_ARG[meta['model']]}={meta.get('size')}"
+        crop = f", crop={meta['crop']}" if meta.get("crop") else ""
+        spec = f"{meta['model']} with {SIZE_ARG[meta['model']]}={meta.get('size')}{crop}"
         raise CheckpointError(f"weights do not match a {spec}: "
                               f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape or type {wrong[:3]}")
     try:

@@ -53,7 +53,7 @@ class FinetuneConfig:
     repeats: int = knob(40, "times each training drawing is shown (augmented anew each time), if max_steps allows")
     batch_size: int = knob(64, "images per step, drawings and replayed MNIST together")
     replay_share: float = knob(0.75, "expected share of each batch that is MNIST training digits, against forgetting")
-    optimizer: str = knob("adam", "'adam' or 'sgd' (Nesterov momentum)")
+    optimizer: str = knob("adam", "'adam', 'sgd' (Nesterov momentum) or 'muon' (see mnist_demo/muon.py)")
     # A tenth of training's rate: enough to learn a drawing in a few dozen steps. Lower rates forgot more
     # here, not less: the replayed digits had fewer steps to repair what the drawings moved.
     lr: float = knob(1e-3, "learning rate")

@@ -25,9 +25,10 @@ from torch import nn
 
 from mnist_demo.data import MNIST_TRAIN_SIZE, Split, augment, batches, load_mnist, normalize
 from mnist_demo.evaluate import accuracy
-from mnist_demo.models import MODELS, build_model
+from mnist_demo.models import MAX_CROP, MODELS, build_model
+from mnist_demo.muon import Muon
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "muon")
 SCHEDULES = ("constant", "onecycle")
 ONECYCLE_WARMUP = 0.25  # share of the steps spent raising the learning rate to its peak
 ONECYCLE_MIN_STEPS = 8  # shorter runs (smoke tests) keep the rate constant: the schedule needs room to ramp
@@ -75,11 +76,14 @@ class TrainConfig:
 
     model: str = knob("mlp", "network: 'mlp' (the guide's) or 'cnn'")
     size: int = knob(0, "hidden units of the MLP or channels of the CNN's first block; 0 = the model's default")
+    crop: int = knob(0, f"CNN only: border pixels dropped before the first convolution, 0 to {MAX_CROP} "
+                        "(2 keeps the central 24x24, where MNIST's digits are: see bench/train_speed.py --compare)")
     epochs: int = knob(5, "passes over the training set")
     batch_size: int = knob(64, "images per optimizer step")
     lr: float = knob(0.01, "learning rate (the peak rate with the one-cycle schedule)")
-    optimizer: str = knob("adam", "'adam' (the guide's) or 'sgd' (with Nesterov momentum)")
-    momentum: float = knob(0.9, "SGD momentum")
+    optimizer: str = knob("adam", "'adam' (the guide's), 'sgd' (with Nesterov momentum) or 'muon' "
+                                  "(orthogonalised momentum for the hidden layers, see mnist_demo/muon.py)")
+    momentum: float = knob(0.9, "SGD and Muon momentum")
     weight_decay: float = knob(0.0, "L2 penalty added by the optimizer")
     schedule: str = knob("constant", "'constant' (the guide's) or 'onecycle' (warm up, then anneal to zero)")
     label_smoothing: float = knob(0.0, "share of each target spread over the other classes")
@@ -99,10 +103,12 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         problems += range_problems(self, integers=[
-            ("size", 0, 4096), ("epochs", 1, 1000), ("batch_size", 1, MNIST_TRAIN_SIZE),
+            ("size", 0, 4096), ("crop", 0, MAX_CROP), ("epochs", 1, 1000), ("batch_size", 1, MNIST_TRAIN_SIZE),
             ("train_size", 1, MNIST_TRAIN_SIZE), ("max_steps", 0, 10**9), ("log_every", 1, 10**6),
             ("seed", 0, 2**63 - 1)], numbers=[
             ("lr", 0.0, 10.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("label_smoothing", 0.0, 1.0)])
+        if self.crop and self.model != "cnn":
+            problems.append(f"only the CNN can crop its input, not the {self.model}")
         if self.lr == 0:
             problems.append("lr must be above 0")
         if problems:
@@ -144,13 +150,15 @@ def pick_device() -> torch.device:
 def new_model(config: TrainConfig) -> nn.Module:
     """The untrained model `config` asks for, its weights seeded by `config.seed`."""
     torch.manual_seed(config.seed)
-    return build_model(config.model, config.size or None)
+    return build_model(config.model, config.size or None, config.crop)
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         # fused: one kernel for all parameters, which matters for small models with many small steps
         return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    if config.optimizer == "muon":
+        return Muon(model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
                            weight_decay=config.weight_decay)
 

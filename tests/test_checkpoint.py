@@ -27,10 +27,10 @@ def never_unpickle(monkeypatch):
     monkeypatch.setattr(pickle, "loads", forbidden)
 
 
-@pytest.mark.parametrize("name, size", [("mlp", 28), ("mlp", 64), ("cnn", 8)])
-def test_round_trip_gives_identical_logits(tmp_path, name, size):
+@pytest.mark.parametrize("name, size, crop", [("mlp", 28, 0), ("mlp", 64, 0), ("cnn", 8, 0), ("cnn", 8, 2)])
+def test_round_trip_gives_identical_logits(tmp_path, name, size, crop):
     torch.manual_seed(0)
-    model = build_model(name, size).eval()
+    model = build_model(name, size, crop).eval()
     if name == "cnn":  # give batch norm non-trivial running statistics
         model.train()
         model(torch.randn(16, 1, 28, 28))
@@ -42,6 +42,7 @@ def test_round_trip_gives_identical_logits(tmp_path, name, size):
     assert not loaded.model.training
     assert loaded.metadata["seed"] == 3 and loaded.test_accuracy == 0.5 and loaded.name == name
     assert json.loads((tmp_path / "m.json").read_text())["size"] == size
+    assert loaded.metadata.get("crop", 0) == crop == getattr(loaded.model, "crop", 0)
     assert load_checkpoint(path.read_bytes()).metadata == loaded.metadata  # bytes work too
 
 
@@ -72,6 +73,8 @@ def _bad_files():
         "wrong format": (_with_metadata(mlp, format="other/9"), "unsupported checkpoint format"),
         "size mismatch": (_with_metadata(mlp, size=64), "do not match"),
         "absurd size": (_with_metadata(mlp, size=10**9), "checkpoint metadata"),
+        "a cropping mlp": (_with_metadata(mlp, crop=2), "checkpoint metadata: only the CNN"),
+        "absurd crop": (_with_metadata(build_model("cnn", 4), crop=99), "checkpoint metadata: crop"),
         "other normalisation": (_with_metadata(mlp, normalization={"mean": 0.5, "std": 0.5}), "normalisation"),
         "extra tensor": (extra, "unexpected"),
         "nan weights": (checkpoint_bytes(nan_mlp)[0], "NaN"),

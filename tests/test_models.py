@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mnist_demo.models import GUIDE_HIDDEN, GuideMLP, SmallCNN, build_model
+from mnist_demo.models import GUIDE_HIDDEN, MAX_CROP, GuideMLP, SmallCNN, build_model
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
@@ -27,8 +27,32 @@ def test_sizes_are_configurable():
     assert isinstance(cnn, SmallCNN) and cnn(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name, size", [("resnet", None), ("mlp", 0), ("mlp", -3), ("cnn", 10**6), ("mlp", 2.5),
-                                        ("cnn", True)])
-def test_bad_names_and_sizes_are_refused(name, size):
+def test_a_cropping_cnn_sees_only_the_centre():
+    torch.manual_seed(0)
+    cnn = build_model("cnn", 8, crop=2).eval()
+    assert cnn.classifier.in_features == build_model("cnn", 8).classifier.in_features  # 24 -> 3 as 28 -> 3
+    x = torch.randn(3, 1, 28, 28)
+    border = x.clone()
+    border[:, :, :2], border[:, :, -2:], border[:, :, :, :2], border[:, :, :, -2:] = 9.0, 9.0, 9.0, 9.0
+    assert torch.equal(cnn(x), cnn(border))  # the outer two pixels never reach the network
+    inner = x.clone()
+    inner[:, :, 2, 2] += 9.0
+    assert not torch.equal(cnn(x), cnn(inner))  # the first pixel inside them does
+    # The largest crop still classifies (20 -> 10 -> 5 -> 2 pixels).
+    assert build_model("cnn", 4, crop=MAX_CROP)(x).shape == (3, 10)
+
+
+@pytest.mark.parametrize("name, size, crop", [("resnet", None, 0), ("mlp", 0, 0), ("mlp", -3, 0), ("cnn", 10**6, 0),
+                                              ("mlp", 2.5, 0), ("cnn", True, 0), ("cnn", 8, MAX_CROP + 1),
+                                              ("cnn", 8, -1), ("cnn", 8, 1.5), ("mlp", 28, 2)])
+def test_bad_names_sizes_and_crops_are_refused(name, size, crop):
     with pytest.raises(ValueError):
-        build_model(name, size)
+        build_model(name, size, crop)
+
+
+@pytest.mark.mnist
+def test_mnist_ink_lies_inside_the_crop(mnist_train):
+    """What makes `crop=2` nearly free: MNIST's outer two pixels hold 0.23% of its ink (models.MAX_CROP)."""
+    ink = mnist_train.images.float()
+    outside = 1 - ink[:, 2:-2, 2:-2].sum() / ink.sum()
+    assert 0.001 < outside < 0.003

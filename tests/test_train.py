@@ -16,7 +16,8 @@ from mnist_demo.train import Progress, TrainConfig, new_model
 @pytest.mark.parametrize("changes", [
     {"lr": float("nan")}, {"lr": 0.0}, {"lr": -1.0}, {"lr": float("inf")}, {"epochs": 0}, {"epochs": 2.5},
     {"batch_size": 0}, {"train_size": 10**7}, {"model": "resnet"}, {"optimizer": "lbfgs"}, {"seed": -1},
-    {"momentum": 2.0}, {"schedule": "cosine"}, {"size": -4}, {"epochs": True},
+    {"momentum": 2.0}, {"schedule": "cosine"}, {"size": -4}, {"epochs": True}, {"crop": 5}, {"crop": -1},
+    {"model": "mlp", "crop": 2},
 ])
 def test_config_refuses_bad_values(changes):
     with pytest.raises(ValueError):
@@ -46,6 +47,17 @@ def test_loss_falls_and_accuracy_is_reported(mnist_train, mnist_test):
     assert events[0].loss > 1.0 > events[-1].loss  # starts near ln(10) = 2.3
     assert epoch_ends[-1].test_accuracy > 0.8
     assert all(e.samples_per_s > 0 and e.elapsed >= e.train_seconds > 0 for e in events)
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("model_name, crop", [("mlp", 0), ("cnn", 2)])
+def test_muon_learns_both_models(mnist_train, mnist_test, model_name, crop):
+    config = TrainConfig(model=model_name, size=8, crop=crop, train_size=3000, epochs=1, batch_size=64,
+                         optimizer="muon", lr=0.05, schedule="onecycle", log_every=5)
+    model, events = _small_run(config, mnist_train, mnist_test)
+    assert events[0].loss > 1.5 > events[-1].loss  # starts near ln(10) = 2.3
+    assert events[-1].test_accuracy > 0.8
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 @pytest.mark.mnist
