@@ -33,3 +33,17 @@ def test_quick_benchmarks_all_complete(mnist_train, mnist_test):
     for name in BENCHMARKS:
         assert name in table, f"no row from the {name} benchmark:\n{run.stdout[-3000:]}"
     assert "targets met" in run.stdout
+
+
+def test_seed_summary_groups_runs_by_kind():
+    from bench.train_speed import Row, summary, table
+
+    rows = [Row("CNN, SGD, 28x28, seed 0", 8.0, 5600.0, 0.9906), Row("CNN, Muon, 24x24, seed 0", 6.0, 7500.0, 0.9911),
+            Row("CNN, SGD, 28x28, seed 1", 10.0, 4500.0, 0.9892), Row("CNN, Muon, 24x24, seed 1", 7.0, 6400.0, 0.9919)]
+    lines = summary(rows).splitlines()
+    assert lines == [
+        "CNN, SGD, 28x28: 2 seeds, 9.00 s (8.00-10.00), accuracy 98.99% (98.92%-99.06%), 1 of 2 at 99% or more",
+        "CNN, Muon, 24x24: 2 seeds, 6.50 s (6.00-7.00), accuracy 99.15% (99.11%-99.19%), 2 of 2 at 99% or more",
+    ]
+    assert table(rows, base=16.0).splitlines()[3].endswith("| 2.7x |")  # 16 s / 6 s
+    assert table(rows, base=None).splitlines()[2].endswith("| - |")
