@@ -55,12 +55,12 @@ class Checkpoint:
         return self.metadata.get("test_accuracy")
 
 
-def model_spec(model: nn.Module) -> tuple[str, int]:
-    """The (name, size) that `build_model` needs to rebuild `model`."""
+def model_spec(model: nn.Module) -> tuple[str, int, int]:
+    """The (name, size, crop) that `build_model` needs to rebuild `model`."""
     if isinstance(model, GuideMLP):
-        return "mlp", model.fc1.out_features
+        return "mlp", model.fc1.out_features, 0
     if isinstance(model, SmallCNN):
-        return "cnn", model.features[0][0].out_channels
+        return "cnn", model.features[0][0].out_channels, model.crop
     raise TypeError(f"not a model of this package: {type(model).__name__}")
 
 
@@ -76,15 +76,13 @@ def checkpoint_metadata(model: nn.Module, /, **metadata: Any) -> dict[str, Any]:
     The spec and normalisation always describe `model` itself, whatever `metadata` says, so a loaded
     checkpoint's metadata can be passed back in whole.
     """
-    name, size = model_spec(model)
-    metadata = {k: v for k, v in metadata.items() if k != "crop"}
-    if isinstance(model, SmallCNN) and model.crop:  # absent means 0, as in every checkpoint made before it
-        metadata["crop"] = model.crop
+    name, size, crop = model_spec(model)
     return {
-        **metadata,
+        **{k: v for k, v in metadata.items() if k != "crop"},
         "format": FORMAT,
         "model": name,
         "size": size,
+        **({"crop": crop} if crop else {}),  # absent means 0, as in every checkpoint made before crops
         "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},
         "versions": metadata.get("versions") or library_versions(),
     }

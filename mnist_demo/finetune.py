@@ -194,11 +194,11 @@ def finetune(source: Checkpoint | nn.Module, personal: PersonalSet, config: Fine
     # read by other threads at this moment.
     model.to(memory_format=torch.channels_last)
     personal_before, mnist_before = accuracy(model, measured), accuracy(model, mnist_test)
-    name, size = model_spec(model)
+    name, size, crop = model_spec(model)
     smoothing = config.label_smoothing if config.label_smoothing is not None else trained_smoothing(metadata)
     steps = config.steps_for(len(train_idx))
     data = mixed_split(Split(mine.images[train_idx], mine.labels[train_idx]), mnist_train, steps, config)
-    loop_config = TrainConfig(model=name, size=size, epochs=1, batch_size=config.batch_size, lr=config.lr,
+    loop_config = TrainConfig(model=name, size=size, crop=crop, epochs=1, batch_size=config.batch_size, lr=config.lr,
                               optimizer=config.optimizer, schedule=config.schedule, train_size=len(data),
                               label_smoothing=smoothing, augment=config.augment, seed=config.seed,
                               log_every=config.log_every)

@@ -25,7 +25,7 @@ from torch import nn
 
 from mnist_demo.data import MNIST_TRAIN_SIZE, Split, augment, batches, load_mnist, normalize
 from mnist_demo.evaluate import accuracy
-from mnist_demo.models import MAX_CROP, MODELS, build_model
+from mnist_demo.models import MAX_CROP, MAX_SIZE, MODELS, build_model
 from mnist_demo.muon import Muon
 
 OPTIMIZERS = ("adam", "sgd", "muon")
@@ -103,7 +103,7 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         problems += range_problems(self, integers=[
-            ("size", 0, 4096), ("crop", 0, MAX_CROP), ("epochs", 1, 1000), ("batch_size", 1, MNIST_TRAIN_SIZE),
+            ("size", 0, MAX_SIZE), ("crop", 0, MAX_CROP), ("epochs", 1, 1000), ("batch_size", 1, MNIST_TRAIN_SIZE),
             ("train_size", 1, MNIST_TRAIN_SIZE), ("max_steps", 0, 10**9), ("log_every", 1, 10**6),
             ("seed", 0, 2**63 - 1)], numbers=[
             ("lr", 0.0, 10.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("label_smoothing", 0.0, 1.0)])
