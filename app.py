@@ -57,8 +57,13 @@ MAX_UPLOAD = "4mb"  # uploaded weights and drawing archives; the shipped CNN is 
 SESSIONS = 2000  # visitors whose state (model, drawings) is kept; the least recently used go first
 # show_error: malformed API payloads get Gradio's own validation message instead of a generic failure.
 WORKER_THREADS = 8  # Gradio's thread pool (default 40): 2 cores gain nothing from more, and each costs memory
-LAUNCH = {"run_history": False, "max_file_size": MAX_UPLOAD, "state_session_capacity": SESSIONS, "show_error": True,
-          "max_threads": WORKER_THREADS}
+LAUNCH = {
+    "run_history": False,
+    "max_file_size": MAX_UPLOAD,
+    "state_session_capacity": SESSIONS,
+    "show_error": True,
+    "max_threads": WORKER_THREADS,
+}
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number for the most heaps ("arenas") malloc may create
 MALLOC_ARENAS = 2
 ANALYTICS_EVERY = 100  # events between Gradio's summaries of its queue statistics (default: every event)
@@ -208,8 +213,10 @@ class Handlers:
             return f"No drawings of yours yet. This model: MNIST test {mnist_accuracy(checkpoint)}."
         predictions = mine.predictions(checkpoint.model) if predictions is None else predictions
         right = sum(p == e.label for p, e in zip(predictions, mine.entries))
-        return (f"**Your accuracy: {right} of your {len(mine)} drawings ({right / len(mine):.0%})** · "
-                f"MNIST test: {mnist_accuracy(checkpoint)}")
+        return (
+            f"**Your accuracy: {right} of your {len(mine)} drawings ({right / len(mine):.0%})** · "
+            f"MNIST test: {mnist_accuracy(checkpoint)}"
+        )
 
     def collection(self, model_name, visitor):
         """Gallery, score (for both tabs) and the Train tab's probe choices, after the drawings or model change."""
@@ -286,9 +293,17 @@ class Handlers:
     def train(self, model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor):
         """Train a model with these settings, streaming the loss curve and status; it becomes yours."""
         try:
-            config = live.app_config(model=model_name, size=int(size), epochs=int(epochs), batch_size=int(batch_size),
-                                     lr=float(lr), optimizer=optimizer, train_size=int(train_size),
-                                     augment=bool(augment), seed=int(seed))
+            config = live.app_config(
+                model=model_name,
+                size=int(size),
+                epochs=int(epochs),
+                batch_size=int(batch_size),
+                lr=float(lr),
+                optimizer=optimizer,
+                train_size=int(train_size),
+                augment=bool(augment),
+                seed=int(seed),
+            )
         except (ValueError, TypeError, OverflowError) as err:
             raise gr.Error(f"Cannot train with these settings: {err}") from None
         entries = visitor.drawings.entries
@@ -348,37 +363,65 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
         with gr.Tab("Draw"):
             with gr.Row():
                 with gr.Column(scale=5):
-                    pad = SafeSketchpad(canvas_size=(CANVAS_SIZE, CANVAS_SIZE), type="numpy", elem_id="pad",
-                                       brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"],
-                                                      color_mode="fixed"),
-                                       layers=False, transforms=(), label="Draw a digit, or a few", buttons=[])
+                    pad = SafeSketchpad(
+                        canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
+                        type="numpy",
+                        elem_id="pad",
+                        brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
+                        layers=False,
+                        transforms=(),
+                        label="Draw a digit, or a few",
+                        buttons=[],
+                    )
                     picker = gr.Radio(h.choices(None), value="cnn", label="Model", elem_id="picker")
-                    examples = gr.Examples([[sketch_example(path)] for path in EXAMPLES], inputs=[pad],
-                                           elem_id="examples",
-                                           label="Or start from a drawing (then draw on it)",
-                                           examples_per_page=len(EXAMPLES))
+                    examples = gr.Examples(
+                        [[sketch_example(path)] for path in EXAMPLES],
+                        inputs=[pad],
+                        elem_id="examples",
+                        label="Or start from a drawing (then draw on it)",
+                        examples_per_page=len(EXAMPLES),
+                    )
                 with gr.Column(scale=4):
                     verdict = gr.Markdown("### Draw a digit", elem_id="verdict")
                     label = gr.Label(num_top_classes=NUM_CLASSES, label="Probabilities", elem_id="pred")
                     with gr.Row():
-                        truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1,
-                                            min_width=90)
+                        truth = gr.Dropdown(
+                            DIGITS, value=None, label="I drew a", elem_id="truth", scale=1, min_width=90
+                        )
                         add_btn = gr.Button("Add to my drawings", elem_id="add", scale=2, size="md")
-                    score = gr.Markdown("Wrong? Choose the digit you drew and add it to your drawings: then "
-                                        "teach the model your handwriting in the next tab.", elem_id="score")
+                    score = gr.Markdown(
+                        "Wrong? Choose the digit you drew and add it to your drawings: then "
+                        "teach the model your handwriting in the next tab.",
+                        elem_id="score",
+                    )
                 with gr.Column(scale=4):
-                    seen = gr.Image(label="What the network sees (28x28)", interactive=False, elem_id="seen",
-                                    buttons=[], height=230)
-                    why = gr.Image(label="Why: red pixels pushed towards the answer, blue away", interactive=False,
-                                   elem_id="why", buttons=[], height=230)
+                    seen = gr.Image(
+                        label="What the network sees (28x28)", interactive=False, elem_id="seen", buttons=[], height=230
+                    )
+                    why = gr.Image(
+                        label="Why: red pixels pushed towards the answer, blue away",
+                        interactive=False,
+                        elem_id="why",
+                        buttons=[],
+                        height=230,
+                    )
 
         with gr.Tab("Your drawings"):
-            gr.Markdown("Each drawing you add in the Draw tab lands here with the digit you said it is. See how "
-                        "the chosen model reads them, then fine-tune it on them: a few seconds of training on "
-                        "your drawings mixed with MNIST digits, so it learns your hand without forgetting theirs.")
+            gr.Markdown(
+                "Each drawing you add in the Draw tab lands here with the digit you said it is. See how "
+                "the chosen model reads them, then fine-tune it on them: a few seconds of training on "
+                "your drawings mixed with MNIST digits, so it learns your hand without forgetting theirs."
+            )
             score_mine = gr.Markdown(elem_id="score-mine")
-            mine = gr.Gallery(label="Your drawings (what you said · what the model reads)", columns=10, height=280,
-                              allow_preview=False, fit_columns=False, object_fit="contain", elem_id="mine")
+            mine = gr.Gallery(
+                label="Your drawings (what you said · what the model reads)",
+                columns=10,
+                height=280,
+                allow_preview=False,
+                fit_columns=False,
+                object_fit="contain",
+                elem_id="mine",
+            )
             selected = gr.State(None)  # the gallery item last clicked
             with gr.Row():
                 remove_btn = gr.Button("Remove the selected drawing", size="sm")
@@ -386,16 +429,19 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                 import_btn = gr.UploadButton("Import drawings (.zip)", file_types=[".zip"], size="sm")
             export_file = gr.File(label="Your drawings: folders 0-9 of PNGs", height=90, elem_id="export")
             with gr.Row():
-                finetune_btn = gr.Button("Fine-tune the chosen model on my drawings", variant="primary",
-                                         elem_id="finetune")
+                finetune_btn = gr.Button(
+                    "Fine-tune the chosen model on my drawings", variant="primary", elem_id="finetune"
+                )
                 restore_mine = gr.Button("Go back to my previous model", size="sm")
             ft_status = gr.Textbox("", label="Fine-tuning", interactive=False, elem_id="ft-status")
             ft_losses = gr.LinePlot(x="step", y="loss", title="Fine-tuning loss", height=200)
 
         with gr.Tab("Train"):
             if not mnist_available():
-                gr.Markdown(f"**MNIST is not on this machine** (looked in `{raw_dir(mnist_root())}`). Training will "
-                            "try to download it; if that fails it says why, and drawing still works.")
+                gr.Markdown(
+                    f"**MNIST is not on this machine** (looked in `{raw_dir(mnist_root())}`). Training will "
+                    "try to download it; if that fails it says why, and drawing still works."
+                )
             d = live.APP_DEFAULTS
             with gr.Row():
                 with gr.Column(scale=2):
@@ -405,12 +451,15 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                     size = gr.Slider(1, max(live.MAX_SIZE.values()), value=d.size, step=1, label=SIZE_LABEL[d.model])
                     epochs = gr.Slider(1, live.MAX_EPOCHS, value=d.epochs, step=1, label="Epochs")
                     batch_size = gr.Dropdown([16, 32, 64, 128, 256, 512], value=d.batch_size, label="Batch size")
-                    lr = gr.Number(d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5,
-                                   maximum=1.0)
-                    optimizer = gr.Radio([("Adam", "adam"), ("SGD + momentum", "sgd")], value=d.optimizer,
-                                         label="Optimizer")
-                    train_size = gr.Slider(live.MIN_TRAIN_SIZE, live.MAX_TRAIN_SIZE, value=d.train_size, step=100,
-                                           label="Training images")
+                    lr = gr.Number(
+                        d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5, maximum=1.0
+                    )
+                    optimizer = gr.Radio(
+                        [("Adam", "adam"), ("SGD + momentum", "sgd")], value=d.optimizer, label="Optimizer"
+                    )
+                    train_size = gr.Slider(
+                        live.MIN_TRAIN_SIZE, live.MAX_TRAIN_SIZE, value=d.train_size, step=100, label="Training images"
+                    )
                     augment = gr.Checkbox(d.augment, label="Augment (random tilt, size and stroke weight)")
                     seed = gr.Number(d.seed, label="Seed", precision=0, minimum=0)
                     with gr.Row():
@@ -420,24 +469,37 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
                     status = gr.Textbox("not started", label="Status", interactive=False, elem_id="status")
                     losses = gr.LinePlot(x="step", y="loss", title="Training loss", height=260, elem_id="loss")
                     with gr.Row():
-                        accuracies = gr.LinePlot(x="epoch", y="accuracy", title="Test accuracy (%)", height=200,
-                                                 elem_id="accuracy")
+                        accuracies = gr.LinePlot(
+                            x="epoch", y="accuracy", title="Test accuracy (%)", height=200, elem_id="accuracy"
+                        )
                         with gr.Column():
-                            probe = gr.Dropdown([("none", -1)], value=-1, label="Watch one of your drawings",
-                                                elem_id="probe-pick")
-                            probed = gr.Label(num_top_classes=3, label="What the model in training reads",
-                                              elem_id="probe")
+                            probe = gr.Dropdown(
+                                [("none", -1)], value=-1, label="Watch one of your drawings", elem_id="probe-pick"
+                            )
+                            probed = gr.Label(
+                                num_top_classes=3, label="What the model in training reads", elem_id="probe"
+                            )
                     with gr.Row():
-                        download = gr.File(label="Your model: safetensors, metadata inside", height=90,
-                                           elem_id="download")
-                        upload_btn = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"],
-                                                     size="sm")
+                        download = gr.File(
+                            label="Your model: safetensors, metadata inside", height=90, elem_id="download"
+                        )
+                        upload_btn = gr.UploadButton(
+                            "Load a model (.safetensors)", file_types=[".safetensors"], size="sm"
+                        )
                     restore_btn = gr.Button("Go back to my previous model", size="sm")
-            confusion = gr.Dataframe(pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
-                                     label="Confusion matrix on the 10,000 test digits (row: true digit, "
-                                           "column: what the model said)", elem_id="confusion")
-            mistakes = gr.Gallery(label="Test digits it got wrong (true → said)", columns=12, height=250,
-                                  fit_columns=False, object_fit="contain", elem_id="mistakes")
+            confusion = gr.Dataframe(
+                pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
+                label="Confusion matrix on the 10,000 test digits (row: true digit, column: what the model said)",
+                elem_id="confusion",
+            )
+            mistakes = gr.Gallery(
+                label="Test digits it got wrong (true → said)",
+                columns=12,
+                height=250,
+                fit_columns=False,
+                object_fit="contain",
+                elem_id="mistakes",
+            )
 
         with gr.Tab("Guide"):
             gr.Markdown(guide_markdown())
@@ -449,9 +511,17 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
         draw_in, explained = [pad, picker, visitor], [verdict, seen, why, truth]
         # A clicked example fills the pad without a change event of its own, so it is read as one.
         for trigger, api in ((pad.change, "predict"), (picker.change, False), (examples.load_input_event.then, False)):
-            read = trigger(h.read, draw_in, [label, reading], api_name=api,
-                           api_visibility="public" if api else "private", show_progress="hidden",
-                           trigger_mode="always_last", concurrency_limit=DRAW_CONCURRENCY, concurrency_id="draw")
+            read = trigger(
+                h.read,
+                draw_in,
+                [label, reading],
+                api_name=api,
+                api_visibility="public" if api else "private",
+                show_progress="hidden",
+                trigger_mode="always_last",
+                concurrency_limit=DRAW_CONCURRENCY,
+                concurrency_id="draw",
+            )
             read.success(h.show, [reading, picker, visitor], explained, concurrency_id="draw", **quiet)
             read.failure(h.explain, draw_in, explained, concurrency_id="draw", **quiet)
         picker.change(h.collection, [picker, visitor], mine_out, **quiet)
@@ -463,23 +533,36 @@ def build_demo(shared: SharedModels | None = None) -> gr.Blocks:
         remove_btn.click(h.remove, [selected, picker, visitor], [*mine_out, selected], **quiet)
         export_btn.click(h.export, visitor, export_file, **quiet)
         import_btn.upload(h.import_set, [import_btn, picker, visitor], mine_out, **quiet)
-        finetune_btn.click(h.finetune, [picker, visitor], [ft_status, ft_losses, picker],
-                           concurrency_limit=TRAIN_CONCURRENCY, concurrency_id="train", **quiet).then(
-            h.collection, [picker, visitor], mine_out, **quiet)
+        finetune_btn.click(
+            h.finetune,
+            [picker, visitor],
+            [ft_status, ft_losses, picker],
+            concurrency_limit=TRAIN_CONCURRENCY,
+            concurrency_id="train",
+            **quiet,
+        ).then(h.collection, [picker, visitor], mine_out, **quiet)
         for restore in (restore_btn, restore_mine):
             restore.click(h.restore, visitor, picker, **quiet)
 
         # Train.
         train_evt = train_btn.click(
-            h.train, [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor],
+            h.train,
+            [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor],
             [losses, accuracies, status, picker, probed, confusion, mistakes, download],
-            api_name="train", show_progress="hidden", concurrency_limit=TRAIN_CONCURRENCY, concurrency_id="train")
+            api_name="train",
+            show_progress="hidden",
+            concurrency_limit=TRAIN_CONCURRENCY,
+            concurrency_id="train",
+        )
         # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
-        stop_btn.click(None, None, None, cancels=[train_evt]).then(h.stopped, visitor, [status, download],
-                                                                   **quiet)
+        stop_btn.click(None, None, None, cancels=[train_evt]).then(h.stopped, visitor, [status, download], **quiet)
         upload_btn.upload(h.upload, [upload_btn, visitor], [status, picker], **quiet)
-        model_name.change(lambda name: gr.update(maximum=live.MAX_SIZE[name], value=DEFAULT_SIZE[name],
-                                                 label=SIZE_LABEL[name]), model_name, size, **quiet)
+        model_name.change(
+            lambda name: gr.update(maximum=live.MAX_SIZE[name], value=DEFAULT_SIZE[name], label=SIZE_LABEL[name]),
+            model_name,
+            size,
+            **quiet,
+        )
         demo.load(lambda: gr.update(maximum=live.MAX_SIZE[live.APP_DEFAULTS.model]), None, size, **quiet)
 
         demo.load(None, None, None, js=PICK_BRUSH)

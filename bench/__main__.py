@@ -42,8 +42,17 @@ def run_one(name: str, quick: bool, app: server.App | None) -> list[Result]:
         rows = BENCHMARKS[name].run(quick, app) if name in SHARE_AN_APP else BENCHMARKS[name].run(quick)
     except Exception as err:
         traceback.print_exc()
-        rows = [Result(name, "did not complete", math.nan, "", target="completes", passed=False,
-                       note=f"{type(err).__name__}: {err}")]
+        rows = [
+            Result(
+                name,
+                "did not complete",
+                math.nan,
+                "",
+                target="completes",
+                passed=False,
+                note=f"{type(err).__name__}: {err}",
+            )
+        ]
     print(f"[{name}] done in {time.perf_counter() - start:.0f} s", flush=True)
     return rows
 
@@ -72,8 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and epochs: under two minutes")
-    parser.add_argument("--only", action="append", choices=list(BENCHMARKS), metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
     parser.add_argument("--write", action="store_true", help=f"write the table to {DOCS.relative_to(server.ROOT)}")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no version-check thread, no network

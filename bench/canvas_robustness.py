@@ -193,20 +193,35 @@ def run(weights: list[str], n: int, seed: int = SEED) -> dict:
     big = next(c for c in CONDITIONS if c.size == 800)
     milliseconds = time_preprocessing(draw(traces[0], big, np.random.default_rng(seed)))
     base = scores["original 28x28"]
-    table = [{"condition": name, "canvas": name in {c.name for c in CONDITIONS},
-              **{f"{m}_accuracy": acc[m] for m in models}, **{f"{m}_gap_pp": 100 * (acc[m] - base[m]) for m in models}}
-             for name, acc in scores.items()]
-    return {"n": len(labels), "seed": seed, "seconds": round(time.perf_counter() - start, 1), "models": list(models),
-            "sketch_to_tensor_800_ms": round(milliseconds, 2),
-            "cnn_models": [m for m, c in checkpoints.items() if c.name == "cnn"], "rows": table}
+    table = [
+        {
+            "condition": name,
+            "canvas": name in {c.name for c in CONDITIONS},
+            **{f"{m}_accuracy": acc[m] for m in models},
+            **{f"{m}_gap_pp": 100 * (acc[m] - base[m]) for m in models},
+        }
+        for name, acc in scores.items()
+    ]
+    return {
+        "n": len(labels),
+        "seed": seed,
+        "seconds": round(time.perf_counter() - start, 1),
+        "models": list(models),
+        "sketch_to_tensor_800_ms": round(milliseconds, 2),
+        "cnn_models": [m for m, c in checkpoints.items() if c.name == "cnn"],
+        "rows": table,
+    }
 
 
 def format_table(result: dict) -> str:
     """The result as a table: accuracy per condition and model, and the gap to the originals in points."""
     models = result["models"]
     header = f"{'condition':<34}" + "".join(f"{m + ' acc':>14}{'gap pp':>8}" for m in models)
-    lines = [f"{result['n']} MNIST test digits, seed {result['seed']}, {result['seconds']} s; sketch_to_tensor on "
-             f"800 x 800 RGBA: median {result['sketch_to_tensor_800_ms']} ms", header]
+    lines = [
+        f"{result['n']} MNIST test digits, seed {result['seed']}, {result['seconds']} s; sketch_to_tensor on "
+        f"800 x 800 RGBA: median {result['sketch_to_tensor_800_ms']} ms",
+        header,
+    ]
     for row in result["rows"]:
         cells = "".join(f"{100 * row[f'{m}_accuracy']:>13.2f}%{row[f'{m}_gap_pp']:>+8.2f}" for m in models)
         lines.append(f"{row['condition']:<34}{cells}")

@@ -51,25 +51,41 @@ def _measure(net: torch.nn.Module, width: int | None, size: int, n: int) -> list
     contiguous = copy.deepcopy(net).to(memory_format=torch.contiguous_format)  # as before `prepare`
 
     with torch.inference_mode():  # as read_drawing runs; channels-last gains little under no_grad alone
-        stats = interleaved({
-            "full": lambda i: read_drawing(net, value(i)),
-            "preprocess": lambda i: split_digits(value(i)),
-            "forward": lambda i: net(tensors[i % len(tensors)]).softmax(dim=1),
-            "contiguous": lambda i: contiguous(tensors[i % len(tensors)]).softmax(dim=1),
-            "naive": lambda i: net(naive_tensor(value(i))).softmax(dim=1),
-        }, n)
+        stats = interleaved(
+            {
+                "full": lambda i: read_drawing(net, value(i)),
+                "preprocess": lambda i: split_digits(value(i)),
+                "forward": lambda i: net(tensors[i % len(tensors)]).softmax(dim=1),
+                "contiguous": lambda i: contiguous(tensors[i % len(tensors)]).softmax(dim=1),
+                "naive": lambda i: net(naive_tensor(value(i))).softmax(dim=1),
+            },
+            n,
+        )
     ms = {k: s.scaled(1e3) for k, s in stats.items()}
     canvas = f"{size}x{size}"
     naive = ms["naive"].median
     return [
-        Result.timed(NAME, f"read_drawing, {canvas} canvas", ms["full"], baseline=naive,
-                     baseline_label="naive resize", ratio=ms["full"].median / naive, target=f"< {TARGET_MS:g} ms",
-                     passed=ms["full"].median < TARGET_MS,
-                     note=f"CNN width {width}, 1 thread, batch 1, the ten digits in turn; {correct}/10 read right; "
-                          "ratio = ours / naive (whole canvas resized to 28x28, then the same forward)"),
+        Result.timed(
+            NAME,
+            f"read_drawing, {canvas} canvas",
+            ms["full"],
+            baseline=naive,
+            baseline_label="naive resize",
+            ratio=ms["full"].median / naive,
+            target=f"< {TARGET_MS:g} ms",
+            passed=ms["full"].median < TARGET_MS,
+            note=f"CNN width {width}, 1 thread, batch 1, the ten digits in turn; {correct}/10 read right; "
+            "ratio = ours / naive (whole canvas resized to 28x28, then the same forward)",
+        ),
         Result.timed(NAME, f"  preprocess only, {canvas}", ms["preprocess"]),
-        Result.timed(NAME, f"  forward + softmax only, {canvas}", ms["forward"], baseline=ms["contiguous"].median,
-                     baseline_label="contiguous weights", ratio=ms["forward"].median / ms["contiguous"].median,
-                     note="channels-last weights (inference.prepare) against the same weights in the default "
-                          "layout; ratio = channels-last / contiguous"),
+        Result.timed(
+            NAME,
+            f"  forward + softmax only, {canvas}",
+            ms["forward"],
+            baseline=ms["contiguous"].median,
+            baseline_label="contiguous weights",
+            ratio=ms["forward"].median / ms["contiguous"].median,
+            note="channels-last weights (inference.prepare) against the same weights in the default "
+            "layout; ratio = channels-last / contiguous",
+        ),
     ]

@@ -1,6 +1,6 @@
 """Benchmark results: one `Result` per row, the table printed after a run, and docs/benchmarks.md.
 
-    python -m bench --quick --write     # prints the table and writes docs/benchmarks.md
+python -m bench --quick --write     # prints the table and writes docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -58,8 +58,16 @@ def cells(r: Result) -> list[str]:
     spread = f"{number(r.low)}-{number(r.high)} ({r.n})" if r.low is not None and r.n > 1 else ""
     baseline = f"{number(r.baseline, r.unit)} {r.baseline_label}".strip() if r.baseline is not None else ""
     verdict = {True: "pass", False: "FAIL", None: ""}[r.passed]
-    return [r.benchmark, r.measurement, number(r.value, r.unit), spread, baseline, number(r.ratio, "x"),
-            r.target, verdict]
+    return [
+        r.benchmark,
+        r.measurement,
+        number(r.value, r.unit),
+        spread,
+        baseline,
+        number(r.ratio, "x"),
+        r.target,
+        verdict,
+    ]
 
 
 def text_table(results: list[Result]) -> str:
@@ -114,7 +122,7 @@ def machine(torch_threads: int) -> dict[str, str]:
         "cores": f"{os.cpu_count()} ({usable} usable by this process)",
         "torch threads": f"{torch_threads} by default; the predict path and the app use 1 (see each row)",
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, "
-                    f"gradio {metadata.version('gradio')}, gradio_client {metadata.version('gradio_client')}",
+        f"gradio {metadata.version('gradio')}, gradio_client {metadata.version('gradio_client')}",
         "OS": platform.platform(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
@@ -125,8 +133,9 @@ def load_average() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
-def markdown(results: list[Result], command: str, machine_info: dict[str, str], load_before: str, load_after: str,
-             seconds: float) -> str:
+def markdown(
+    results: list[Result], command: str, machine_info: dict[str, str], load_before: str, load_after: str, seconds: float
+) -> str:
     """docs/benchmarks.md: how it was run, on what, and the table."""
     info = "\n".join(f"- **{k}**: {v}" for k, v in machine_info.items())
     note_lines = "\n".join(f"- {n}" for n in notes(results)) or "- none"

@@ -28,8 +28,16 @@ def run(quick: bool) -> list[Result]:
     worst = min(canvases, key=lambda row: row[f"{model}_gap_pp"])
     original = next(row for row in result["rows"] if not row["canvas"])  # the originals come first
     each = ", ".join(f"{row['condition']} {100 * row[f'{model}_accuracy']:.1f}%" for row in canvases)
-    return [Result(NAME, "CNN, worst canvas gap vs original digits", worst[f"{model}_gap_pp"], "pp",
-                   target=f">= -{TARGET_GAP_PP:g} pp", passed=worst[f"{model}_gap_pp"] >= -TARGET_GAP_PP,
-                   note=f"{result['n']} MNIST test digits (one digit = {100 / result['n']:.2f} pp), seed "
-                        f"{result['seed']}; original {100 * original[f'{model}_accuracy']:.1f}%, {each}; "
-                        f"worst: {worst['condition']}")]
+    return [
+        Result(
+            NAME,
+            "CNN, worst canvas gap vs original digits",
+            worst[f"{model}_gap_pp"],
+            "pp",
+            target=f">= -{TARGET_GAP_PP:g} pp",
+            passed=worst[f"{model}_gap_pp"] >= -TARGET_GAP_PP,
+            note=f"{result['n']} MNIST test digits (one digit = {100 / result['n']:.2f} pp), seed "
+            f"{result['seed']}; original {100 * original[f'{model}_accuracy']:.1f}%, {each}; "
+            f"worst: {worst['condition']}",
+        )
+    ]

@@ -67,8 +67,9 @@ def raw_stroke(http: httpx.Client, url: str, digit: str, png: str, phases: list 
         uploaded = http.post(url + "gradio_api/upload", files={"files": ("stroke.png", f, "image/png")})
     file = {"path": uploaded.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}}
     upload_done = time.perf_counter()
-    queued = http.post(url + "gradio_api/call/predict",
-                       json={"data": [{"background": None, "layers": [], "composite": file}, "cnn"]})
+    queued = http.post(
+        url + "gradio_api/call/predict", json={"data": [{"background": None, "layers": [], "composite": file}, "cnn"]}
+    )
     event_id = queued.raise_for_status().json()["event_id"]
     queue_done = time.perf_counter()
     event, answer = None, None
@@ -135,8 +136,14 @@ def crowd(app: App, files: list[tuple[str, str]], per_client: int, paced: bool) 
     start, server_cpu, client_cpu = time.perf_counter(), app.cpu_seconds(), time.process_time()
     for t in threads:
         t.join(timeout=per_client * CALL_TIMEOUT_S)
-    return Crowd(latencies, right, errors, time.perf_counter() - start, app.cpu_seconds() - server_cpu,
-                 time.process_time() - client_cpu)
+    return Crowd(
+        latencies,
+        right,
+        errors,
+        time.perf_counter() - start,
+        app.cpu_seconds() - server_cpu,
+        time.process_time() - client_cpu,
+    )
 
 
 def run(quick: bool, app: App | None = None) -> list[Result]:
@@ -145,14 +152,19 @@ def run(quick: bool, app: App | None = None) -> list[Result]:
 
     n = REPEATS[quick]
     handler = in_process_ms(n)
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp, running(app) as app, \
-            httpx.Client(timeout=CALL_TIMEOUT_S) as http:
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp,
+        running(app) as app,
+        httpx.Client(timeout=CALL_TIMEOUT_S) as http,
+    ):
         files = png_files(tmp)
         default_client = Client(app.url, verbose=False)  # gradio_client as it comes: TLS setup per request
         phases: list[tuple[float, float, float]] = []  # of the plain-HTTP calls
-        ways = {"gradio_client": lambda i: stroke(app.client, *files[i % len(files)]),
-                "plain HTTP": lambda i: raw_stroke(http, app.url, *files[i % len(files)], phases),
-                "default": lambda i: stroke(default_client, *files[i % len(files)])}
+        ways = {
+            "gradio_client": lambda i: stroke(app.client, *files[i % len(files)]),
+            "plain HTTP": lambda i: raw_stroke(http, app.url, *files[i % len(files)], phases),
+            "default": lambda i: stroke(default_client, *files[i % len(files)]),
+        }
         for i in range(3):  # warm up the server's code paths and each client's connection
             for call in ways.values():
                 call(i)
@@ -169,22 +181,41 @@ def run(quick: bool, app: App | None = None) -> list[Result]:
     timed_phases = phases[3:]  # the warm-up calls left out
     upload_ms, queue_ms, answer_ms = (1e3 * Stats.of(p).median for p in zip(*timed_phases, strict=True))
     rows = [
-        Result.timed(NAME, "/predict round trip, 1 client", one, baseline=handler.median,
-                     baseline_label="handler in-process", ratio=one.median / handler.median,
-                     target=f"median < {TARGET_MEDIAN_MS:g} ms", passed=one.median < TARGET_MEDIAN_MS,
-                     note=f"gradio_client, 280x280 composite PNG via handle_file; {right['gradio_client']}/{n} "
-                          "read right; ratio = round trip / in-process handler. gradio_client waits for the answer "
-                          "by polling every 50 ms (utils.stream_sse_v1plus), so no call through it takes much under "
-                          "50 ms whatever the server does: see the plain-HTTP row for the server's own cost"),
-        Result.timed(NAME, "  same stroke, plain HTTP", raw, baseline=one.median, baseline_label="gradio_client",
-                     ratio=raw.median / one.median,
-                     note=f"httpx keep-alive, the same queue; medians: upload {upload_ms:.0f} ms, "
-                          f"POST /gradio_api/call/predict {queue_ms:.0f} ms, SSE answer {answer_ms:.0f} ms; "
-                          f"{right['plain HTTP']}/{n} read right"),
-        Result.timed(NAME, "  same stroke, gradio_client defaults", default, baseline=one.median,
-                     baseline_label="gradio_client", ratio=default.median / one.median,
-                     note="Client(url) without ssl_verify=False loads the CA bundle into a new TLS context for "
-                          "each of its HTTP requests, even to http://; client-side cost, not the app's"),
+        Result.timed(
+            NAME,
+            "/predict round trip, 1 client",
+            one,
+            baseline=handler.median,
+            baseline_label="handler in-process",
+            ratio=one.median / handler.median,
+            target=f"median < {TARGET_MEDIAN_MS:g} ms",
+            passed=one.median < TARGET_MEDIAN_MS,
+            note=f"gradio_client, 280x280 composite PNG via handle_file; {right['gradio_client']}/{n} "
+            "read right; ratio = round trip / in-process handler. gradio_client waits for the answer "
+            "by polling every 50 ms (utils.stream_sse_v1plus), so no call through it takes much under "
+            "50 ms whatever the server does: see the plain-HTTP row for the server's own cost",
+        ),
+        Result.timed(
+            NAME,
+            "  same stroke, plain HTTP",
+            raw,
+            baseline=one.median,
+            baseline_label="gradio_client",
+            ratio=raw.median / one.median,
+            note=f"httpx keep-alive, the same queue; medians: upload {upload_ms:.0f} ms, "
+            f"POST /gradio_api/call/predict {queue_ms:.0f} ms, SSE answer {answer_ms:.0f} ms; "
+            f"{right['plain HTTP']}/{n} read right",
+        ),
+        Result.timed(
+            NAME,
+            "  same stroke, gradio_client defaults",
+            default,
+            baseline=one.median,
+            baseline_label="gradio_client",
+            ratio=default.median / one.median,
+            note="Client(url) without ssl_verify=False loads the CA bundle into a new TLS context for "
+            "each of its HTTP requests, even to http://; client-side cost, not the app's",
+        ),
     ]
     return rows + [crowd_row(crowds[True], one, paced=True), crowd_row(crowds[False], one, paced=False)]
 
@@ -197,12 +228,26 @@ def crowd_row(many: Crowd, one: Stats, paced: bool) -> Result:
     if not many.latencies:
         return Result(NAME, name, float("nan"), "ms", target=target, passed=False, note=failed)
     ms, done = Stats.of(many.latencies).scaled(1e3), len(many.latencies)
-    how = (f"each client pauses {STROKE_GAP_S[0]:g}-{STROKE_GAP_S[1]:g} s (drawing) before each stroke" if paced
-           else "each client sends its next stroke as soon as the last is answered: a saturation test, no target")
-    return Result(NAME, name, ms.p95, "ms", ms.p5, ms.p95, ms.n, baseline=one.p95, baseline_label="p95 of 1 client",
-                  ratio=ms.p95 / one.p95, target=target,
-                  passed=(ms.p95 < TARGET_P95_MS and not many.errors) if paced else None,
-                  note=f"{how}; value is the p95 (median {ms.median:.0f} ms, max {max(ms.samples):.0f} ms); "
-                       f"{many.right}/{done} read right, {failed}; {done / many.wall:.1f} strokes/s served; "
-                       f"CPU per stroke: app {1e3 * many.server_cpu / done:.0f} ms, the {CLIENTS} clients "
-                       f"{1e3 * many.client_cpu / done:.0f} ms (on the same 2 cores)")
+    how = (
+        f"each client pauses {STROKE_GAP_S[0]:g}-{STROKE_GAP_S[1]:g} s (drawing) before each stroke"
+        if paced
+        else "each client sends its next stroke as soon as the last is answered: a saturation test, no target"
+    )
+    return Result(
+        NAME,
+        name,
+        ms.p95,
+        "ms",
+        ms.p5,
+        ms.p95,
+        ms.n,
+        baseline=one.p95,
+        baseline_label="p95 of 1 client",
+        ratio=ms.p95 / one.p95,
+        target=target,
+        passed=(ms.p95 < TARGET_P95_MS and not many.errors) if paced else None,
+        note=f"{how}; value is the p95 (median {ms.median:.0f} ms, max {max(ms.samples):.0f} ms); "
+        f"{many.right}/{done} read right, {failed}; {done / many.wall:.1f} strokes/s served; "
+        f"CPU per stroke: app {1e3 * many.server_cpu / done:.0f} ms, the {CLIENTS} clients "
+        f"{1e3 * many.client_cpu / done:.0f} ms (on the same 2 cores)",
+    )

@@ -52,9 +52,17 @@ def connect(url: str):
 
 def train_args(config) -> dict:
     """The /train endpoint's arguments for a `TrainConfig` (the Train tab's controls, by name)."""
-    return dict(model_name=config.model, size=config.size, epochs=config.epochs, batch_size=config.batch_size,
-                lr=config.lr, optimizer=config.optimizer, train_size=config.train_size, augment=config.augment,
-                seed=config.seed)
+    return dict(
+        model_name=config.model,
+        size=config.size,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        train_size=config.train_size,
+        augment=config.augment,
+        seed=config.seed,
+    )
 
 
 def process_tree(pid: int) -> list[int]:
@@ -196,14 +204,24 @@ def launched() -> Iterator[App]:
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             port = free_port()
             url = f"http://127.0.0.1:{port}/"
-            env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-                   "GRADIO_NUM_PORTS": "1",  # fail rather than serve on another port than the one we poll
-                   "GRADIO_ANALYTICS_ENABLED": "False"}
+            env = {
+                **os.environ,
+                "GRADIO_SERVER_NAME": "127.0.0.1",
+                "GRADIO_SERVER_PORT": str(port),
+                "GRADIO_NUM_PORTS": "1",  # fail rather than serve on another port than the one we poll
+                "GRADIO_ANALYTICS_ENABLED": "False",
+            }
             log = Path(tmp) / f"app-{attempt}.log"
             with open(log, "wb") as out:
                 start = time.perf_counter()
-                process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+                process = subprocess.Popen(
+                    [sys.executable, "app.py"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             try:
                 client = _wait_for_predict(url, process, log, str(png), time.monotonic() + START_TIMEOUT_S)
                 break
@@ -212,8 +230,10 @@ def launched() -> Iterator[App]:
                 killed = process.returncode is not None and process.returncode < 0
                 if not killed or attempt == LAUNCH_ATTEMPTS:
                     raise
-                print(f"app.py was killed by signal {-process.returncode} before answering; launching it again",
-                      file=sys.stderr)
+                print(
+                    f"app.py was killed by signal {-process.returncode} before answering; launching it again",
+                    file=sys.stderr,
+                )
         try:
             yield App(url, process, log, time.perf_counter() - start, client, attempt)
         finally:

@@ -41,15 +41,28 @@ TUNED_MLP = TrainConfig(model="mlp", epochs=5, batch_size=512, lr=0.01, schedule
 # Swept on 2 cores with SGD (width 8-16, batch 64-256, 30k-60k images): width 12 is the fastest to pass 99%;
 # width 8 stalls near 98.8%, width 16 needs about 11 s for the same accuracy. This is that run, kept as
 # the comparison for `--compare`: it averages 99.0% over seeds, so about half of them miss.
-PLAIN_CNN = TrainConfig(model="cnn", size=12, epochs=1, batch_size=96, lr=0.15, optimizer="sgd",
-                        schedule="onecycle", label_smoothing=0.1, train_size=45_000, weight_decay=5e-4)
+PLAIN_CNN = TrainConfig(
+    model="cnn",
+    size=12,
+    epochs=1,
+    batch_size=96,
+    lr=0.15,
+    optimizer="sgd",
+    schedule="onecycle",
+    label_smoothing=0.1,
+    train_size=45_000,
+    weight_decay=5e-4,
+)
 # The same run with Muon (higher accuracy per step) and a 2-pixel crop (cheaper steps). A Muon step costs
 # more than an SGD step, so it takes fewer, larger ones: with `--cnn-only --seeds 4`, batch 128 at peak
 # 0.2 took 7% less time than 96 at 0.15 (the SGD settings), at the same mean accuracy.
 FAST_CNN = dataclasses.replace(PLAIN_CNN, optimizer="muon", crop=2, batch_size=128, lr=0.2)
 # `--compare` runs each change alone too, to show what each one buys.
-COMPARED = {"CNN, SGD, 28x28": PLAIN_CNN, "CNN, SGD, 24x24": dataclasses.replace(PLAIN_CNN, crop=2),
-            "CNN, Muon, 28x28": dataclasses.replace(FAST_CNN, crop=0)}  # at Muon's batch size and rate
+COMPARED = {
+    "CNN, SGD, 28x28": PLAIN_CNN,
+    "CNN, SGD, 24x24": dataclasses.replace(PLAIN_CNN, crop=2),
+    "CNN, Muon, 28x28": dataclasses.replace(FAST_CNN, crop=0),
+}  # at Muon's batch size and rate
 
 
 @dataclass(frozen=True)
@@ -118,8 +131,11 @@ def cnn_seeds(seeds: int, compare: bool) -> list[Row]:
     """
     load_mnist(train=True), load_mnist(train=False)
     kinds = {**(COMPARED if compare else {}), "CNN, Muon, 24x24": FAST_CNN}
-    return [our_loop(f"{name}, seed {seed}", dataclasses.replace(config, seed=seed))
-            for seed in range(seeds) for name, config in kinds.items()]
+    return [
+        our_loop(f"{name}, seed {seed}", dataclasses.replace(config, seed=seed))
+        for seed in range(seeds)
+        for name, config in kinds.items()
+    ]
 
 
 def table(rows: list[Row], base: float | None) -> str:
@@ -127,8 +143,9 @@ def table(rows: list[Row], base: float | None) -> str:
     lines = ["| run | training time | images/s | test accuracy | speed-up vs guide loop |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         ratio = f"{base / r.train_seconds:.1f}x" if base else "-"
-        lines.append(f"| {r.name} | {r.train_seconds:.2f} s | {r.images_per_s:,.0f} | {r.test_accuracy:.2%} "
-                     f"| {ratio} |")
+        lines.append(
+            f"| {r.name} | {r.train_seconds:.2f} s | {r.images_per_s:,.0f} | {r.test_accuracy:.2%} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -140,9 +157,11 @@ def summary(rows: list[Row]) -> str:
     lines = []
     for kind, rs in kinds.items():
         secs, accs = [r.train_seconds for r in rs], [r.test_accuracy for r in rs]
-        lines.append(f"{kind}: {len(rs)} seeds, {sum(secs) / len(rs):.2f} s ({min(secs):.2f}-{max(secs):.2f}), "
-                     f"accuracy {sum(accs) / len(rs):.2%} ({min(accs):.2%}-{max(accs):.2%}), "
-                     f"{sum(a >= 0.99 for a in accs)} of {len(rs)} at 99% or more")
+        lines.append(
+            f"{kind}: {len(rs)} seeds, {sum(secs) / len(rs):.2f} s ({min(secs):.2f}-{max(secs):.2f}), "
+            f"accuracy {sum(accs) / len(rs):.2%} ({min(accs):.2%}-{max(accs):.2%}), "
+            f"{sum(a >= 0.99 for a in accs)} of {len(rs)} at 99% or more"
+        )
     return "\n".join(lines)
 
 
@@ -152,15 +171,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cnn-only", action="store_true", help="only the CNN run, for each of --seeds")
     parser.add_argument("--seeds", type=int, default=1, help="with --cnn-only: seeds 0..N-1")
-    parser.add_argument("--compare", action="store_true",
-                        help="with --cnn-only: also SGD and no crop, each change alone, for every seed")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --cnn-only: also SGD and no crop, each change alone, for every seed",
+    )
     args = parser.parse_args()
     rows = cnn_seeds(args.seeds, args.compare) if args.cnn_only else run(args.epochs)
     if args.json:
         print(json.dumps([r.__dict__ for r in rows]))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
-          + ("" if args.cnn_only else f", {args.epochs} epochs for the MLP rows") + "\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+        + ("" if args.cnn_only else f", {args.epochs} epochs for the MLP rows")
+        + "\n"
+    )
     print(table(rows, None if args.cnn_only else rows[0].train_seconds))
     if args.cnn_only:
         print("\n" + summary(rows))

@@ -125,8 +125,9 @@ def _read_image(value: object, what: str) -> np.ndarray:
         return _from_pil(value)
     if isinstance(value, np.ndarray):
         return _from_numpy(value)
-    raise ValueError(f"cannot read a drawing from a {what} of type {type(value).__name__}: "
-                     f"expected a numpy array or a PIL image")
+    raise ValueError(
+        f"cannot read a drawing from a {what} of type {type(value).__name__}: expected a numpy array or a PIL image"
+    )
 
 
 def read_pixels(value: object) -> np.ndarray | None:
@@ -261,8 +262,9 @@ def ink_pieces(canvas: Canvas) -> tuple[np.ndarray, list[tuple[slice, slice]]]:
     labels, count = ndimage.label(canvas.coarse, structure=EIGHT_NEIGHBOURS)
     min_extent = MIN_DIGIT_FRACTION * min(canvas.source.size) / canvas.factor
     found = ndimage.find_objects(labels, max_label=count)  # given the count, it need not look for it
-    kept = [i for i, (rows, cols) in enumerate(found)
-            if max(rows.stop - rows.start, cols.stop - cols.start) >= min_extent]
+    kept = [
+        i for i, (rows, cols) in enumerate(found) if max(rows.stop - rows.start, cols.stop - cols.start) >= min_extent
+    ]
     if len(kept) == count:  # no specks: the labels stand as they are
         return labels, found
     renumber = np.zeros(count + 1, labels.dtype)

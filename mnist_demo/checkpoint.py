@@ -136,8 +136,9 @@ def _read_metadata(header: dict[str, Any]) -> dict[str, Any]:
         raise CheckpointError(f"unknown model {meta.get('model')!r} in checkpoint; expected one of {', '.join(MODELS)}")
     norm = meta.get("normalization") or {}
     if not (_close(norm.get("mean"), MNIST_MEAN) and _close(norm.get("std"), MNIST_STD)):
-        raise CheckpointError(f"checkpoint was trained with normalisation {norm}, this app uses "
-                              f"mean {MNIST_MEAN} and std {MNIST_STD}")
+        raise CheckpointError(
+            f"checkpoint was trained with normalisation {norm}, this app uses mean {MNIST_MEAN} and std {MNIST_STD}"
+        )
     return meta
 
 
@@ -166,16 +167,19 @@ def load_checkpoint(source: Path | str | bytes) -> Checkpoint:
 
     # Compare names, dtypes and shapes from the header before reading any tensor.
     expected = _expected_layout(model)
-    found = {k: (v.get("dtype"), v.get("shape")) for k, v in header.items()
-             if k != "__metadata__" and isinstance(v, dict)}
+    found = {
+        k: (v.get("dtype"), v.get("shape")) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+    }
     if found != expected:
         missing = sorted(expected.keys() - found.keys())
         extra = sorted(found.keys() - expected.keys())
         wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
         crop = f", crop={meta['crop']}" if meta.get("crop") else ""
         spec = f"{meta['model']} with {SIZE_ARG[meta['model']]}={meta.get('size')}{crop}"
-        raise CheckpointError(f"weights do not match a {spec}: "
-                              f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape or type {wrong[:3]}")
+        raise CheckpointError(
+            f"weights do not match a {spec}: "
+            f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape or type {wrong[:3]}"
+        )
     try:
         tensors = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as err:

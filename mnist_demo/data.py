@@ -77,16 +77,19 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = math.prod(shape)
     if len(data) - header != expected:
-        raise ValueError(f"{path} is truncated or padded: header says {shape} = {expected} bytes, "
-                         f"found {len(data) - header}")
+        raise ValueError(
+            f"{path} is truncated or padded: header says {shape} = {expected} bytes, found {len(data) - header}"
+        )
     return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header).reshape(shape)
 
 
 def _missing_message(root: Path, why: str) -> str:
     names = ", ".join(f for pair in SPLIT_FILES.values() for f in pair)
-    return (f"MNIST was not found under {raw_dir(root)} and could not be downloaded ({why}). "
-            f"Put the four uncompressed IDX files ({names}) in {raw_dir(root)}/, "
-            f"or set {ROOT_ENV} to the folder that holds MNIST/raw/.")
+    return (
+        f"MNIST was not found under {raw_dir(root)} and could not be downloaded ({why}). "
+        f"Put the four uncompressed IDX files ({names}) in {raw_dir(root)}/, "
+        f"or set {ROOT_ENV} to the folder that holds MNIST/raw/."
+    )
 
 
 def _ensure_files(root: Path) -> None:
@@ -110,8 +113,9 @@ def _load_cached(root: Path, train: bool) -> Split:
     images = read_idx(raw_dir(root) / images_file, ndim=3)
     labels = read_idx(raw_dir(root) / labels_file, ndim=1).long()
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or len(images) != len(labels):
-        raise ValueError(f"MNIST files under {raw_dir(root)} disagree: images {tuple(images.shape)}, "
-                         f"labels {tuple(labels.shape)}")
+        raise ValueError(
+            f"MNIST files under {raw_dir(root)} disagree: images {tuple(images.shape)}, labels {tuple(labels.shape)}"
+        )
     if int(labels.max()) >= NUM_CLASSES:
         raise ValueError(f"MNIST labels under {raw_dir(root)} go beyond {NUM_CLASSES - 1}")
     return Split(images, labels)
@@ -138,9 +142,13 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (x - MNIST_MEAN) / MNIST_STD
 
 
-def batches(split: Split, batch_size: int, generator: torch.Generator | None = None,
-            device: torch.device | str = "cpu", indices: torch.Tensor | None = None,
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    split: Split,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    indices: torch.Tensor | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (uint8 images (B, 28, 28), labels (B,)) on `device`, shuffled when a generator is given.
 
     `indices` restricts the batches to a subset without copying the split: only one batch at a time is
@@ -182,10 +190,13 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     scale = uniform(*SCALE_RANGE)
     shift = uniform(-MAX_SHIFT_PX, MAX_SHIFT_PX), uniform(-MAX_SHIFT_PX, MAX_SHIFT_PX)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos, -sin + shear * cos, shift[0] * 2 / IMAGE_SIZE], dim=1),
-        torch.stack([sin, cos + shear * sin, shift[1] * 2 / IMAGE_SIZE], dim=1),
-    ], dim=1)  # (B, 2, 3): maps output coordinates to input coordinates
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin + shear * cos, shift[0] * 2 / IMAGE_SIZE], dim=1),
+            torch.stack([sin, cos + shear * sin, shift[1] * 2 / IMAGE_SIZE], dim=1),
+        ],
+        dim=1,
+    )  # (B, 2, 3): maps output coordinates to input coordinates
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

@@ -50,8 +50,12 @@ def find_drawings(folder: Path | str) -> list[tuple[Path, int]]:
     digits = [d for d in range(NUM_CLASSES) if (folder / str(d)).is_dir()]
     if not digits:
         raise FileNotFoundError(f"{folder} has no subfolders 0 .. 9; put each drawing in the folder of its digit")
-    return [(path, d) for d in digits for path in sorted((folder / str(d)).iterdir())
-            if path.is_file() and not path.name.startswith(".")]
+    return [
+        (path, d)
+        for d in digits
+        for path in sorted((folder / str(d)).iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
 
 
 def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
@@ -72,14 +76,28 @@ def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
 
     confusion = confusion_matrix(labels, preds)
     n = len(labels)
-    per_class = {str(d): {"n": int(confusion[d].sum()),
-                          "accuracy": confusion[d, d].item() / int(confusion[d].sum()) if confusion[d].sum() else None}
-                 for d in range(NUM_CLASSES)}
-    wrong = [{"path": str(p), "digit": int(t), "read_as": int(r)}
-             for p, t, r in zip(paths, labels, preds, strict=True) if t != r]
-    return {"dataset": "drawings", "folder": str(folder), "n": n,
-            "accuracy": confusion.trace().item() / n if n else None,
-            "per_class": per_class, "confusion": confusion.tolist(), "wrong": wrong, "unreadable": unreadable}
+    per_class = {
+        str(d): {
+            "n": int(confusion[d].sum()),
+            "accuracy": confusion[d, d].item() / int(confusion[d].sum()) if confusion[d].sum() else None,
+        }
+        for d in range(NUM_CLASSES)
+    }
+    wrong = [
+        {"path": str(p), "digit": int(t), "read_as": int(r)}
+        for p, t, r in zip(paths, labels, preds, strict=True)
+        if t != r
+    ]
+    return {
+        "dataset": "drawings",
+        "folder": str(folder),
+        "n": n,
+        "accuracy": confusion.trace().item() / n if n else None,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "wrong": wrong,
+        "unreadable": unreadable,
+    }
 
 
 def _percent(fraction: float | None) -> str:
@@ -89,8 +107,7 @@ def _percent(fraction: float | None) -> str:
 def format_drawings_report(result: dict) -> str:
     """The result of `evaluate_drawings` as text for people: overall, per digit, confusions, problem files."""
     n, wrong = result["n"], result["wrong"]
-    lines = [f"Drawings in {result['folder']}: {_percent(result['accuracy'])} read correctly "
-             f"({n - len(wrong)} of {n})"]
+    lines = [f"Drawings in {result['folder']}: {_percent(result['accuracy'])} read correctly ({n - len(wrong)} of {n})"]
     if result["unreadable"]:
         lines.append(f"{len(result['unreadable'])} file(s) could not be used (not counted above)")
     lines += ["", "digit  drawings  accuracy"]

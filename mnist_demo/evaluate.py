@@ -1,8 +1,8 @@
 """Evaluation: test accuracy and confusion matrix of a model, on MNIST or on a folder of drawings.
 
-    python -m mnist_demo.evaluate weights/cnn.safetensors            # MNIST test set
-    python -m mnist_demo.evaluate weights/cnn.safetensors --json     # machine-readable
-    python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings
+python -m mnist_demo.evaluate weights/cnn.safetensors            # MNIST test set
+python -m mnist_demo.evaluate weights/cnn.safetensors --json     # machine-readable
+python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings
 """
 
 from __future__ import annotations
@@ -59,10 +59,17 @@ def mnist_report(model: nn.Module, device: torch.device | str = "cpu") -> dict:
     preds = predict_split(model, test, device)
     confusion = confusion_matrix(test.labels, preds)
     counts = confusion.sum(dim=1)
-    per_class = {str(d): {"n": int(counts[d]), "accuracy": confusion[d, d].item() / max(1, int(counts[d]))}
-                 for d in range(NUM_CLASSES)}
-    return {"dataset": "mnist-test", "n": len(test), "accuracy": confusion.trace().item() / len(test),
-            "per_class": per_class, "confusion": confusion.tolist()}
+    per_class = {
+        str(d): {"n": int(counts[d]), "accuracy": confusion[d, d].item() / max(1, int(counts[d]))}
+        for d in range(NUM_CLASSES)
+    }
+    return {
+        "dataset": "mnist-test",
+        "n": len(test),
+        "accuracy": confusion.trace().item() / len(test),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             text = format_drawings_report(report)
         else:
             report = mnist_report(checkpoint.model)
-            text = (f"MNIST test accuracy: {report['accuracy'] * 100:.2f}% ({report['n']} images)\n\n"
-                    + format_confusion(report["confusion"]))
+            text = (
+                f"MNIST test accuracy: {report['accuracy'] * 100:.2f}% ({report['n']} images)\n\n"
+                + format_confusion(report["confusion"])
+            )
     except (CheckpointError, MNISTNotFoundError, FileNotFoundError, NotADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

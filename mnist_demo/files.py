@@ -1,6 +1,6 @@
 """Reading an untrusted file, or bytes already in memory, with a size limit checked before reading.
 
-    python -m pytest tests/test_checkpoint.py tests/test_personal.py
+python -m pytest tests/test_checkpoint.py tests/test_personal.py
 """
 
 from __future__ import annotations

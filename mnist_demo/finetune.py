@@ -59,8 +59,11 @@ class FinetuneConfig:
     lr: float = knob(1e-3, "learning rate")
     # A different loss than the model's own moves every logit: fine-tuning a CNN trained without
     # smoothing with 0.1 cost it 0.7 MNIST points instead of 0.2.
-    label_smoothing: float | None = knob(None, "share of each target spread over the other classes; "
-                                               "unset: what the source checkpoint was trained with, else 0")
+    label_smoothing: float | None = knob(
+        None,
+        "share of each target spread over the other classes; "
+        "unset: what the source checkpoint was trained with, else 0",
+    )
     schedule: str = knob("constant", "'constant' or 'onecycle' (warm up, then anneal to zero)")
     augment: bool = knob(True, "random affine and stroke-weight changes, so a few drawings are not memorised")
     # WiSE-FT (Wortsman et al., 2022): most of the gain, less of the forgetting. On the tests' unusual digits
@@ -77,11 +80,25 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         problems = []
         smoothing = [] if self.label_smoothing is None else [("label_smoothing", 0.0, MAX_SMOOTHING)]
-        problems += range_problems(self, integers=[
-            ("max_steps", 1, 10_000), ("repeats", 1, 10_000), ("batch_size", 2, 1024), ("min_held_out", 1, 10_000),
-            ("mnist_eval_size", 1, 10_000), ("log_every", 1, 10_000), ("seed", 0, 2**63 - 1)], numbers=[
-            ("replay_share", 0.0, 0.95), ("lr", 1e-6, 1.0), ("blend", 0.0, 1.0), ("holdout_share", 0.0, 0.5),
-            *smoothing])
+        problems += range_problems(
+            self,
+            integers=[
+                ("max_steps", 1, 10_000),
+                ("repeats", 1, 10_000),
+                ("batch_size", 2, 1024),
+                ("min_held_out", 1, 10_000),
+                ("mnist_eval_size", 1, 10_000),
+                ("log_every", 1, 10_000),
+                ("seed", 0, 2**63 - 1),
+            ],
+            numbers=[
+                ("replay_share", 0.0, 0.95),
+                ("lr", 1e-6, 1.0),
+                ("blend", 0.0, 1.0),
+                ("holdout_share", 0.0, 0.5),
+                *smoothing,
+            ],
+        )
         if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:
             problems.append(f"optimizer must be one of {OPTIMIZERS} and schedule one of {SCHEDULES}")
         if not problems and self.max_steps * self.batch_size > MAX_IMAGES_PER_RUN:
@@ -111,10 +128,15 @@ class FinetuneResult:
 
     def summary(self) -> str:
         """One line for the visitor."""
-        which = (f"{self.measured_on} held-out drawings" if self.held_out
-                 else f"all {self.measured_on} of your drawings (too few to hold some out)")
-        return (f"your drawings: {self.personal_before:.0%} -> {self.personal_after:.0%} on {which}; "
-                f"MNIST: {self.mnist_before:.2%} -> {self.mnist_after:.2%}; {self.steps} steps in {self.seconds:.1f} s")
+        which = (
+            f"{self.measured_on} held-out drawings"
+            if self.held_out
+            else f"all {self.measured_on} of your drawings (too few to hold some out)"
+        )
+        return (
+            f"your drawings: {self.personal_before:.0%} -> {self.personal_after:.0%} on {which}; "
+            f"MNIST: {self.mnist_before:.2%} -> {self.mnist_after:.2%}; {self.steps} steps in {self.seconds:.1f} s"
+        )
 
 
 def trained_smoothing(metadata: dict) -> float:
@@ -151,8 +173,10 @@ def mixed_split(drawings: Split, mnist: Split, steps: int, config: FinetuneConfi
     mine = min(total, max(len(drawings), round(total * (1 - config.replay_share))))
     repeat = torch.arange(mine) % len(drawings)  # each drawing shown equally often, to within one
     sample = torch.randperm(len(mnist), generator=torch.Generator().manual_seed(config.seed))[: total - mine]
-    return Split(torch.cat([drawings.images[repeat], mnist.images[sample]]),  # (total, 28, 28) uint8
-                 torch.cat([drawings.labels[repeat], mnist.labels[sample]]))
+    return Split(
+        torch.cat([drawings.images[repeat], mnist.images[sample]]),  # (total, 28, 28) uint8
+        torch.cat([drawings.labels[repeat], mnist.labels[sample]]),
+    )
 
 
 @torch.no_grad()
@@ -165,8 +189,13 @@ def blend(model: nn.Module, original: nn.Module, share: float) -> None:
             value.copy_(before[key].to(value.dtype) + share * (value - before[key]))
 
 
-def finetune(source: Checkpoint | nn.Module, personal: PersonalSet, config: FinetuneConfig = FinetuneConfig(),
-             mnist_train: Split | None = None, mnist_test: Split | None = None) -> Iterator[Progress | FinetuneResult]:
+def finetune(
+    source: Checkpoint | nn.Module,
+    personal: PersonalSet,
+    config: FinetuneConfig = FinetuneConfig(),
+    mnist_train: Split | None = None,
+    mnist_test: Split | None = None,
+) -> Iterator[Progress | FinetuneResult]:
     """Fine-tune a copy of `source` on `personal`: yields the loop's `Progress`, then one `FinetuneResult`.
 
     Raises ValueError (at the first `next`) for an empty set. MNIST is loaded when not given. Runs on the CPU.
@@ -198,10 +227,21 @@ def finetune(source: Checkpoint | nn.Module, personal: PersonalSet, config: Fine
     smoothing = config.label_smoothing if config.label_smoothing is not None else trained_smoothing(metadata)
     steps = config.steps_for(len(train_idx))
     data = mixed_split(Split(mine.images[train_idx], mine.labels[train_idx]), mnist_train, steps, config)
-    loop_config = TrainConfig(model=name, size=size, crop=crop, epochs=1, batch_size=config.batch_size, lr=config.lr,
-                              optimizer=config.optimizer, schedule=config.schedule, train_size=len(data),
-                              label_smoothing=smoothing, augment=config.augment, seed=config.seed,
-                              log_every=config.log_every)
+    loop_config = TrainConfig(
+        model=name,
+        size=size,
+        crop=crop,
+        epochs=1,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        schedule=config.schedule,
+        train_size=len(data),
+        label_smoothing=smoothing,
+        augment=config.augment,
+        seed=config.seed,
+        log_every=config.log_every,
+    )
     # The loop would test the model at the end; ours is tested after blending, so it gets no test images.
     no_test = mnist_test.subset(0)
     with contextlib.closing(train(loop_config, model, data, no_test, torch.device("cpu"))) as events:
@@ -216,15 +256,32 @@ def finetune(source: Checkpoint | nn.Module, personal: PersonalSet, config: Fine
         # `test_accuracy` means the whole MNIST test set; a smaller sample's figure stays under "finetuned".
         "test_accuracy": mnist_after if whole_test else None,
         "command": "fine-tuned on a visitor's drawings in the mnist-demo app",
-        "finetuned": {"from_test_accuracy": metadata.get("test_accuracy"), "drawings": len(personal),
-                      "trained_on": len(train_idx), "held_out": len(held_idx), "steps": steps,
-                      "personal_before": personal_before, "personal_after": personal_after,
-                      "mnist_before": mnist_before, "mnist_after": mnist_after, "mnist_eval_size": len(mnist_test),
-                      "config": dataclasses.asdict(config)},
+        "finetuned": {
+            "from_test_accuracy": metadata.get("test_accuracy"),
+            "drawings": len(personal),
+            "trained_on": len(train_idx),
+            "held_out": len(held_idx),
+            "steps": steps,
+            "personal_before": personal_before,
+            "personal_after": personal_after,
+            "mnist_before": mnist_before,
+            "mnist_after": mnist_after,
+            "mnist_eval_size": len(mnist_test),
+            "config": dataclasses.asdict(config),
+        },
     }
     result_meta = checkpoint_metadata(model, **result_meta)
-    yield FinetuneResult(Checkpoint(model, result_meta), personal_before, personal_after, len(measured),
-                         bool(held_idx), mnist_before, mnist_after, steps, time.perf_counter() - start)
+    yield FinetuneResult(
+        Checkpoint(model, result_meta),
+        personal_before,
+        personal_after,
+        len(measured),
+        bool(held_idx),
+        mnist_before,
+        mnist_after,
+        steps,
+        time.perf_counter() - start,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,24 +15,44 @@ from mnist_demo import data, models, train
 
 # Each bug of the original guide, what it breaks, and the fix this app makes.
 BUGS = [
-    ("`nn.Linear(28, 28)` as the first layer, images never flattened",
-     "an image is 1x28x28, so the layer runs on each 28-pixel row and the output shape no longer matches the labels",
-     "`nn.Flatten()` then `nn.Linear(784, hidden)` (see `GuideMLP`)"),
-    ("`datasets.FashionMNIST` loaded", "the text is about handwritten digits; FashionMNIST is clothing",
-     "MNIST, read once into memory (`load_mnist`)"),
+    (
+        "`nn.Linear(28, 28)` as the first layer, images never flattened",
+        "an image is 1x28x28, so the layer runs on each 28-pixel row and the output shape no longer matches the labels",
+        "`nn.Flatten()` then `nn.Linear(784, hidden)` (see `GuideMLP`)",
+    ),
+    (
+        "`datasets.FashionMNIST` loaded",
+        "the text is about handwritten digits; FashionMNIST is clothing",
+        "MNIST, read once into memory (`load_mnist`)",
+    ),
     ("`loss.backwards()`", "no such method: the run stops with an `AttributeError`", "`loss.backward()`"),
     ("`model` never created", "`model.parameters()` fails with a `NameError`", "`model = new_model(config)`"),
     ("`optim` never imported", "`optim.Adam` fails with a `NameError`", "`torch.optim.Adam` (see `make_optimizer`)"),
-    ("no evaluation at all", "nobody knows whether it learned; no `model.eval()` or `torch.no_grad()`",
-     "test accuracy after every epoch (`accuracy`, under `torch.no_grad()`)"),
-    ("no normalisation, only `ToTensor()`", "inputs are not centred, which slows learning",
-     "subtract `MNIST_MEAN`, divide by `MNIST_STD` (`normalize`)"),
-    ("`lr=0.01` for Adam", "too high for this network: the loss keeps bouncing; about 95% test accuracy",
-     "0.001-0.002, or a one-cycle schedule (see weights/README.md for measured numbers)"),
-    ("\"zero_grad stores the gradients\"", "it clears them: `backward()` adds to `.grad`, so old gradients "
-     "would pile up", "the comment in our loop says what it does"),
-    ("\"backwards() comes from nn.Module\"", "`backward` is autograd on the loss tensor, not a module method",
-     "explained in step 4 below"),
+    (
+        "no evaluation at all",
+        "nobody knows whether it learned; no `model.eval()` or `torch.no_grad()`",
+        "test accuracy after every epoch (`accuracy`, under `torch.no_grad()`)",
+    ),
+    (
+        "no normalisation, only `ToTensor()`",
+        "inputs are not centred, which slows learning",
+        "subtract `MNIST_MEAN`, divide by `MNIST_STD` (`normalize`)",
+    ),
+    (
+        "`lr=0.01` for Adam",
+        "too high for this network: the loss keeps bouncing; about 95% test accuracy",
+        "0.001-0.002, or a one-cycle schedule (see weights/README.md for measured numbers)",
+    ),
+    (
+        '"zero_grad stores the gradients"',
+        "it clears them: `backward()` adds to `.grad`, so old gradients would pile up",
+        "the comment in our loop says what it does",
+    ),
+    (
+        '"backwards() comes from nn.Module"',
+        "`backward` is autograd on the loss tensor, not a module method",
+        "explained in step 4 below",
+    ),
 ]
 
 

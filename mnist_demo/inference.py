@@ -1,6 +1,6 @@
 """Reading a drawing: probabilities per digit, the number they spell, honest doubt, and why (saliency).
 
-    python -c "from mnist_demo.inference import SharedModels; print(SharedModels.from_folder('weights').names())"
+python -c "from mnist_demo.inference import SharedModels; print(SharedModels.from_folder('weights').names())"
 """
 
 from __future__ import annotations

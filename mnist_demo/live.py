@@ -40,8 +40,19 @@ GALLERY_SIZE = 24  # misclassified test digits shown after a run
 
 # What the Train tab starts with: a CNN that finishes in about 15 s on one CPU thread (measured by
 # `python -m bench`), and the guide's MLP at its own settings for comparison.
-APP_DEFAULTS = TrainConfig(model="cnn", size=16, epochs=2, batch_size=128, lr=0.01, optimizer="adam",
-                           schedule="onecycle", train_size=12_000, augment=False, seed=0, log_every=5)
+APP_DEFAULTS = TrainConfig(
+    model="cnn",
+    size=16,
+    epochs=2,
+    batch_size=128,
+    lr=0.01,
+    optimizer="adam",
+    schedule="onecycle",
+    train_size=12_000,
+    augment=False,
+    seed=0,
+    log_every=5,
+)
 
 
 def app_config(**controls) -> TrainConfig:
@@ -51,8 +62,9 @@ def app_config(**controls) -> TrainConfig:
     if config.epochs > MAX_EPOCHS:
         problems.append(f"at most {MAX_EPOCHS} epochs per run here (asked for {config.epochs})")
     if not MIN_TRAIN_SIZE <= config.train_size <= MAX_TRAIN_SIZE:
-        problems.append(f"training-set size must be {MIN_TRAIN_SIZE:,} to {MAX_TRAIN_SIZE:,} "
-                        f"(asked for {config.train_size:,})")
+        problems.append(
+            f"training-set size must be {MIN_TRAIN_SIZE:,} to {MAX_TRAIN_SIZE:,} (asked for {config.train_size:,})"
+        )
     if config.batch_size > MAX_BATCH_SIZE:
         problems.append(f"batch size at most {MAX_BATCH_SIZE} here (asked for {config.batch_size})")
     if config.size > MAX_SIZE[config.model]:
@@ -118,14 +130,24 @@ class LiveUpdate:
 def snapshot(model: nn.Module, config: TrainConfig, event: Progress) -> Checkpoint:
     """An evaluated, frozen CPU copy of `model` for the visitor to draw against."""
     copy_ = prepare(copy.deepcopy(model).to("cpu"))
-    meta = checkpoint_metadata(copy_, config=dataclasses.asdict(config), test_accuracy=event.test_accuracy,
-                               seed=config.seed, steps=event.step, command="trained in the mnist-demo app")
+    meta = checkpoint_metadata(
+        copy_,
+        config=dataclasses.asdict(config),
+        test_accuracy=event.test_accuracy,
+        seed=config.seed,
+        steps=event.step,
+        command="trained in the mnist-demo app",
+    )
     return Checkpoint(copy_, meta)
 
 
 def status_line(event: Progress, config: TrainConfig, accuracy: float | None) -> str:
-    parts = [f"epoch {event.epoch}/{config.epochs}", f"step {event.step}/{event.total_steps}",
-             f"loss {event.loss:.3f}", f"{event.samples_per_s:,.0f} images/s"]
+    parts = [
+        f"epoch {event.epoch}/{config.epochs}",
+        f"step {event.step}/{event.total_steps}",
+        f"loss {event.loss:.3f}",
+        f"{event.samples_per_s:,.0f} images/s",
+    ]
     if event.step < event.total_steps:
         parts.append(f"about {event.seconds_left:.0f} s left")
     if accuracy is not None:
@@ -169,8 +191,13 @@ def train_live(config: TrainConfig, visitor: Visitor, probe: np.ndarray | None =
     last_sent, event = 0.0, None
 
     def update(status: str, **extra) -> LiveUpdate:
-        return LiveUpdate(table(losses, "step", "loss"), table(accuracies, "epoch", "accuracy"), status,
-                          probe=None if probe is None else read_probe(model, probe), **extra)
+        return LiveUpdate(
+            table(losses, "step", "loss"),
+            table(accuracies, "epoch", "accuracy"),
+            status,
+            probe=None if probe is None else read_probe(model, probe),
+            **extra,
+        )
 
     with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
         for event in train(config, model, device=torch.device("cpu")):

@@ -1,6 +1,6 @@
 """The networks: the guide's MLP, fixed, and a small CNN. Both return logits.
 
-    python -c "from mnist_demo.models import build_model; print(build_model('cnn'))"
+python -c "from mnist_demo.models import build_model; print(build_model('cnn'))"
 """
 
 from __future__ import annotations

@@ -56,8 +56,10 @@ class Muon(torch.optim.Optimizer):
         matrices = hidden_matrices(model)
         chosen = {id(p) for p in matrices}
         rest = [p for p in model.parameters() if id(p) not in chosen]
-        super().__init__([{"params": matrices, "orthogonalize": True}, {"params": rest, "orthogonalize": False}],
-                         {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        super().__init__(
+            [{"params": matrices, "orthogonalize": True}, {"params": rest, "orthogonalize": False}],
+            {"lr": lr, "momentum": momentum, "weight_decay": weight_decay},
+        )
 
     @torch.no_grad()
     def step(self, closure=None):

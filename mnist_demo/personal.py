@@ -180,16 +180,21 @@ class PersonalSet:
             return None
         return float(np.mean([p == e.label for p, e in zip(self.predictions(model), self.entries)]))
 
-    def gallery(self, model: nn.Module | None = None, predictions: list[int] | None = None,
-                ) -> list[tuple[np.ndarray, str]]:
+    def gallery(
+        self,
+        model: nn.Module | None = None,
+        predictions: list[int] | None = None,
+    ) -> list[tuple[np.ndarray, str]]:
         """(drawing, caption) pairs for a gallery; with a model (or its `predictions`, when already made)
         the caption says what it reads."""
         if predictions is None and model is not None:
             predictions = self.predictions(model)
         if predictions is None:
             return [(e.drawing, str(e.label)) for e in self.entries]
-        return [(e.drawing, f"{e.label} ✓" if p == e.label else f"{e.label}, read as {p}")
-                for e, p in zip(self.entries, predictions)]
+        return [
+            (e.drawing, f"{e.label} ✓" if p == e.label else f"{e.label}, read as {p}")
+            for e, p in zip(self.entries, predictions)
+        ]
 
     def export_zip(self) -> bytes:
         """The drawings as PNGs in folders 0-9 (`<label>/<number>.png`), for `--drawings` or re-import."""
@@ -246,8 +251,8 @@ def _check_directory(data: bytes) -> None:
     claims, so a 32 MB zip of empty entries would cost hundreds of MB of ZipInfo objects. The end record
     is found as `zipfile` finds it (at the very end, else the last signature in the comment window).
     """
-    tail = data[-(EOCD_SIZE + MAX_COMMENT):]
-    at = len(tail) - EOCD_SIZE if tail[-EOCD_SIZE:-EOCD_SIZE + 4] == EOCD_SIGNATURE else tail.rfind(EOCD_SIGNATURE)
+    tail = data[-(EOCD_SIZE + MAX_COMMENT) :]
+    at = len(tail) - EOCD_SIZE if tail[-EOCD_SIZE : -EOCD_SIZE + 4] == EOCD_SIGNATURE else tail.rfind(EOCD_SIGNATURE)
     if at < 0 or len(tail) - at < EOCD_SIZE:
         raise ValueError("not a zip file (no end-of-archive record)")
     if tail[max(0, at - ZIP64_LOCATOR_SIZE) : at].startswith(ZIP64_LOCATOR_SIGNATURE):

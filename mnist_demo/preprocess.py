@@ -182,8 +182,12 @@ def stroke_mask(canvas: Canvas, keep: np.ndarray) -> tuple[np.ndarray, tuple[int
     mask = ink >= INK_LEVEL * min(1.0, float(strong))
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     width, height = canvas.source.size  # a work pixel at the canvas's edge may stand for fewer canvas pixels
-    box = (int(left + cols[0] / scale), int(top + rows[0] / scale),
-           min(width, math.ceil(left + (cols[-1] + 1) / scale)), min(height, math.ceil(top + (rows[-1] + 1) / scale)))
+    box = (
+        int(left + cols[0] / scale),
+        int(top + rows[0] / scale),
+        min(width, math.ceil(left + (cols[-1] + 1) / scale)),
+        min(height, math.ceil(top + (rows[-1] + 1) / scale)),
+    )
     return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], box
 
 

@@ -44,8 +44,13 @@ class Group:
         return self.right - self.left
 
     def join(self, other: Group) -> Group:
-        return Group(self.labels + other.labels, min(self.top, other.top), min(self.left, other.left),
-                     max(self.bottom, other.bottom), max(self.right, other.right))
+        return Group(
+            self.labels + other.labels,
+            min(self.top, other.top),
+            min(self.left, other.left),
+            max(self.bottom, other.bottom),
+            max(self.right, other.right),
+        )
 
     def gap(self, other: Group) -> int:
         """Empty pixels between the two boxes along the axis where they are furthest apart (0 if they overlap)."""
@@ -61,8 +66,11 @@ def one_digit(a: Group, b: Group) -> bool:
         return True
     short, tall = sorted((a, b), key=lambda g: g.height)
     both = a.join(b)
-    return (short.height < SHORT_PIECE * tall.height and a.gap(b) <= NEAR * tall.height
-            and both.width <= MAX_ASPECT * both.height)
+    return (
+        short.height < SHORT_PIECE * tall.height
+        and a.gap(b) <= NEAR * tall.height
+        and both.width <= MAX_ASPECT * both.height
+    )
 
 
 def group_pieces(pieces: list[tuple[slice, slice]]) -> list[tuple[int, ...]]:
@@ -74,8 +82,9 @@ def group_pieces(pieces: list[tuple[slice, slice]]) -> list[tuple[int, ...]]:
     pairs are new. A pair whose positions changed since it was offered is stale and skipped. A canvas of
     n pieces then costs n^2 pair tests, not n^3.
     """
-    groups: list[Group | None] = [Group((i + 1,), rows.start, cols.start, rows.stop, cols.stop)
-                                  for i, (rows, cols) in enumerate(pieces)]
+    groups: list[Group | None] = [
+        Group((i + 1,), rows.start, cols.start, rows.stop, cols.stop) for i, (rows, cols) in enumerate(pieces)
+    ]
     version = [0] * len(groups)
     candidates: list[tuple[int, int, int, int, int]] = []
 

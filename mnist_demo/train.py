@@ -42,8 +42,9 @@ def knob(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-def range_problems(config: Any, integers: list[tuple[str, int, int]],
-                   numbers: list[tuple[str, float, float]]) -> list[str]:
+def range_problems(
+    config: Any, integers: list[tuple[str, int, int]], numbers: list[tuple[str, float, float]]
+) -> list[str]:
     """What is wrong with `config`'s fields named in (name, lo, hi) ranges, inclusive: integers, then numbers.
 
     NaN and infinities fail the range test, so no separate check is needed; bools are not numbers here.
@@ -76,13 +77,19 @@ class TrainConfig:
 
     model: str = knob("mlp", "network: 'mlp' (the guide's) or 'cnn'")
     size: int = knob(0, "hidden units of the MLP or channels of the CNN's first block; 0 = the model's default")
-    crop: int = knob(0, f"CNN only: border pixels dropped before the first convolution, 0 to {MAX_CROP} "
-                        "(2 keeps the central 24x24, where MNIST's digits are: see bench/train_speed.py --compare)")
+    crop: int = knob(
+        0,
+        f"CNN only: border pixels dropped before the first convolution, 0 to {MAX_CROP} "
+        "(2 keeps the central 24x24, where MNIST's digits are: see bench/train_speed.py --compare)",
+    )
     epochs: int = knob(5, "passes over the training set")
     batch_size: int = knob(64, "images per optimizer step")
     lr: float = knob(0.01, "learning rate (the peak rate with the one-cycle schedule)")
-    optimizer: str = knob("adam", "'adam' (the guide's), 'sgd' (with Nesterov momentum) or 'muon' "
-                                  "(orthogonalised momentum for the hidden layers, see mnist_demo/muon.py)")
+    optimizer: str = knob(
+        "adam",
+        "'adam' (the guide's), 'sgd' (with Nesterov momentum) or 'muon' "
+        "(orthogonalised momentum for the hidden layers, see mnist_demo/muon.py)",
+    )
     momentum: float = knob(0.9, "SGD and Muon momentum")
     weight_decay: float = knob(0.0, "L2 penalty added by the optimizer")
     schedule: str = knob("constant", "'constant' (the guide's) or 'onecycle' (warm up, then anneal to zero)")
@@ -102,11 +109,25 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        problems += range_problems(self, integers=[
-            ("size", 0, MAX_SIZE), ("crop", 0, MAX_CROP), ("epochs", 1, 1000), ("batch_size", 1, MNIST_TRAIN_SIZE),
-            ("train_size", 1, MNIST_TRAIN_SIZE), ("max_steps", 0, 10**9), ("log_every", 1, 10**6),
-            ("seed", 0, 2**63 - 1)], numbers=[
-            ("lr", 0.0, 10.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("label_smoothing", 0.0, 1.0)])
+        problems += range_problems(
+            self,
+            integers=[
+                ("size", 0, MAX_SIZE),
+                ("crop", 0, MAX_CROP),
+                ("epochs", 1, 1000),
+                ("batch_size", 1, MNIST_TRAIN_SIZE),
+                ("train_size", 1, MNIST_TRAIN_SIZE),
+                ("max_steps", 0, 10**9),
+                ("log_every", 1, 10**6),
+                ("seed", 0, 2**63 - 1),
+            ],
+            numbers=[
+                ("lr", 0.0, 10.0),
+                ("momentum", 0.0, 1.0),
+                ("weight_decay", 0.0, 1.0),
+                ("label_smoothing", 0.0, 1.0),
+            ],
+        )
         if self.crop and self.model != "cnn":
             problems.append(f"only the CNN can crop its input, not the {self.model}")
         if self.lr == 0:
@@ -159,20 +180,32 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
         return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     if config.optimizer == "muon":
         return Muon(model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
 
 
-def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer,
-                  total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+def make_schedule(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     if config.schedule == "constant" or total_steps < ONECYCLE_MIN_STEPS:
         return None
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
-                                               pct_start=ONECYCLE_WARMUP)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=ONECYCLE_WARMUP
+    )
 
 
-def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None, test_data: Split | None = None,
-          device: torch.device | None = None) -> Iterator[Progress]:
+def train(
+    config: TrainConfig,
+    model: nn.Module,
+    train_data: Split | None = None,
+    test_data: Split | None = None,
+    device: torch.device | None = None,
+) -> Iterator[Progress]:
     """Train `model` in place, yielding `Progress`; MNIST is loaded when no data is given.
 
     Timing: `train_seconds` counts batching and optimizer steps, not evaluation and not the time the
@@ -183,8 +216,11 @@ def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None
     train_data = load_mnist(train=True) if train_data is None else train_data
     test_data = load_mnist(train=False) if test_data is None else test_data
     # A seeded random subset, kept as indices so the shared uint8 images are never copied.
-    subset = torch.randperm(len(train_data), generator=generator)[: config.train_size] \
-        if config.train_size < len(train_data) else None
+    subset = (
+        torch.randperm(len(train_data), generator=generator)[: config.train_size]
+        if config.train_size < len(train_data)
+        else None
+    )
     memory_format = CNN_MEMORY_FORMAT if config.model == "cnn" else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     total = config.total_steps(len(train_data))
@@ -196,8 +232,16 @@ def train(config: TrainConfig, model: nn.Module, train_data: Split | None = None
     start = mark = time.perf_counter()
 
     def progress(epoch: int, test_accuracy: float | None = None) -> Progress:
-        return Progress(step, total, epoch, (loss_sum / max(1, loss_steps)).item(), seen / max(train_seconds, 1e-9),
-                        time.perf_counter() - start, train_seconds, test_accuracy)
+        return Progress(
+            step,
+            total,
+            epoch,
+            (loss_sum / max(1, loss_steps)).item(),
+            seen / max(train_seconds, 1e-9),
+            time.perf_counter() - start,
+            train_seconds,
+            test_accuracy,
+        )
 
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -268,23 +312,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tqdm(total=config.total_steps(), unit="step", dynamic_ncols=True, mininterval=0.5) as bar:
             for event in train(config, model, device=device):
-                bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", img_s=f"{event.samples_per_s:,.0f}",
-                                refresh=False)
+                bar.set_postfix(
+                    epoch=event.epoch, loss=f"{event.loss:.4f}", img_s=f"{event.samples_per_s:,.0f}", refresh=False
+                )
                 bar.update(event.step - bar.n)
                 if event.test_accuracy is not None:
-                    bar.write(f"epoch {event.epoch}: test accuracy {event.test_accuracy * 100:.2f}% "
-                              f"after {event.train_seconds:.1f} s of training")
+                    bar.write(
+                        f"epoch {event.epoch}: test accuracy {event.test_accuracy * 100:.2f}% "
+                        f"after {event.train_seconds:.1f} s of training"
+                    )
                 last = event
     except MNISTNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"done: test accuracy {last.test_accuracy * 100:.2f}%, {last.train_seconds:.1f} s training, "
-          f"{last.elapsed:.1f} s in all, {last.samples_per_s:,.0f} images/s")
+    print(
+        f"done: test accuracy {last.test_accuracy * 100:.2f}%, {last.train_seconds:.1f} s training, "
+        f"{last.elapsed:.1f} s in all, {last.samples_per_s:,.0f} images/s"
+    )
     if out:
         command = "python -m mnist_demo.train " + shlex.join(argv)
-        save_checkpoint(out, model, config=config.__dict__, test_accuracy=last.test_accuracy, command=command,
-                        seed=config.seed, train_seconds=round(last.train_seconds, 2), steps=last.step,
-                        hardware={"device": str(device), "torch_threads": torch.get_num_threads()})
+        save_checkpoint(
+            out,
+            model,
+            config=config.__dict__,
+            test_accuracy=last.test_accuracy,
+            command=command,
+            seed=config.seed,
+            train_seconds=round(last.train_seconds, 2),
+            steps=last.step,
+            hardware={"device": str(device), "torch_threads": torch.get_num_threads()},
+        )
         print(f"saved {out}")
     return 0
 

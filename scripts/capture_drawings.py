@@ -79,7 +79,7 @@ def whole_drawing(composite: np.ndarray | None, strokes: list, radius: float) ->
     for line in strokes:
         for x, y in line:
             r, c = int(round(y)), int(round(x))
-            if not ink[max(0, r - NEAR_PX): r + NEAR_PX + 1, max(0, c - NEAR_PX): c + NEAR_PX + 1].any():
+            if not ink[max(0, r - NEAR_PX) : r + NEAR_PX + 1, max(0, c - NEAR_PX) : c + NEAR_PX + 1].any():
                 return False
     stray = ink & ~expected_ink(strokes, ink.shape[0], radius)
     return stray.sum() <= STRAY_SHARE * ink.sum()
@@ -118,9 +118,16 @@ def build_capture_app(inbox: Inbox):
     from app import BRUSH_RADIUS, CANVAS_SIZE, PICK_BRUSH
 
     with gr.Blocks(title="capture drawings") as demo:
-        pad = gr.Sketchpad(canvas_size=(CANVAS_SIZE, CANVAS_SIZE), type="numpy", elem_id="pad",
-                           brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
-                           layers=False, transforms=(), label="Draw a digit, or a few", buttons=[])
+        pad = gr.Sketchpad(
+            canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
+            type="numpy",
+            elem_id="pad",
+            brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
+            layers=False,
+            transforms=(),
+            label="Draw a digit, or a few",
+            buttons=[],
+        )
         received = gr.Textbox(label="received", elem_id="received")
         pad.change(inbox.receive, pad, received, show_progress="hidden", trigger_mode="always_last")
         pad.clear(None, None, None, js=PICK_BRUSH)
@@ -164,8 +171,10 @@ def main() -> int:
                 composite = inbox.wait_for(strokes, radius)
                 path = args.out / f"{name}.png"
                 save_png(composite, path)
-                print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: a {digit}, "
-                      f"{path.stat().st_size} bytes")
+                print(
+                    f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: a {digit}, "
+                    f"{path.stat().st_size} bytes"
+                )
             browser.close()
     finally:
         demo.close()

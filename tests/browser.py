@@ -22,8 +22,15 @@ import numpy as np
 from tests.sketches import ASPECT, STROKES
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; CI installs it (.ci/run)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 VIEWPORT = {"width": 1400, "height": 1000}
 WAIT_MS = 30_000  # every wait: a stroke takes ~1 s to come back, several on 2 busy cores
 CANVAS = 280  # app.CANVAS_SIZE, repeated so that importing this module does not build the app
@@ -98,8 +105,15 @@ def save_evidence(pages: Sequence, name: str) -> Path:
 # Digits as strokes in canvas pixels
 
 
-def place(strokes: list[Stroke], height: float = 170, centre: Point = (CANVAS / 2, CANVAS / 2), slant: float = 0.0,
-          aspect: float = ASPECT, jitter: float = 0.0, seed: int = 0) -> list[Stroke]:
+def place(
+    strokes: list[Stroke],
+    height: float = 170,
+    centre: Point = (CANVAS / 2, CANVAS / 2),
+    slant: float = 0.0,
+    aspect: float = ASPECT,
+    jitter: float = 0.0,
+    seed: int = 0,
+) -> list[Stroke]:
     """Unit-box strokes (tests/sketches.py) -> canvas pixels.
 
     `height` px tall and `aspect` times as wide, centred on `centre`; `slant` leans the top right by that
@@ -112,8 +126,9 @@ def place(strokes: list[Stroke], height: float = 170, centre: Point = (CANVAS / 
         points = []
         for x, y in line:
             dx, dy = rng.uniform(-jitter, jitter, 2) if jitter else (0.0, 0.0)
-            points.append((centre[0] + (x - 0.5) * width + slant * (0.5 - y) * height + dx,
-                           centre[1] + (y - 0.5) * height + dy))
+            points.append(
+                (centre[0] + (x - 0.5) * width + slant * (0.5 - y) * height + dx, centre[1] + (y - 0.5) * height + dy)
+            )
         placed.append(points)
     return placed
 
@@ -129,8 +144,12 @@ def smooth(line: Stroke, between: int = 2) -> Stroke:
     for p0, p1, p2, p3 in zip(padded, padded[1:], padded[2:], padded[3:]):
         for k in range(1, between + 2):
             t = k / (between + 1)
-            out.append(tuple(0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2
-                                    + (3 * b - a - 3 * c + d) * t**3) for a, b, c, d in zip(p0, p1, p2, p3)))
+            out.append(
+                tuple(
+                    0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (3 * b - a - 3 * c + d) * t**3)
+                    for a, b, c, d in zip(p0, p1, p2, p3)
+                )
+            )
     return out
 
 
@@ -143,8 +162,11 @@ def number(text: str, height: float = 110, gap: float = 25, centre: Point = (CAN
     """Several digits side by side, `gap` px of paper between them, the whole number centred on `centre`."""
     width = ASPECT * height
     left = centre[0] - (len(text) * width + (len(text) - 1) * gap) / 2
-    return [line for i, d in enumerate(text)
-            for line in digit(d, height=height, centre=(left + width / 2 + i * (width + gap), centre[1]))]
+    return [
+        line
+        for i, d in enumerate(text)
+        for line in digit(d, height=height, centre=(left + width / 2 + i * (width + gap), centre[1]))
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,8 +193,12 @@ class Pad:
     def wait_until_ready(self) -> None:
         """Wait until the brush is selected; the app's PICK_BRUSH does it on load and after Clear, never the test."""
         self.page.locator(f"{self.selector} canvas").first.wait_for()
-        wait_until(self.page, _BRUSH_SELECTED, self.selector,
-                   lambda: f"the brush of {self.selector} is not selected (the app selects it on load and after Clear)")
+        wait_until(
+            self.page,
+            _BRUSH_SELECTED,
+            self.selector,
+            lambda: f"the brush of {self.selector} is not selected (the app selects it on load and after Clear)",
+        )
 
     def zoom(self) -> float:
         """The zoom the toolbar shows, as a factor ("103%" -> 1.03); Clear resets it."""
@@ -182,8 +208,10 @@ class Pad:
         """Image pixel (u, v) -> page coordinates: the image sits centred in the drawing canvas, scaled by the zoom."""
         box = box or self.page.locator(f"{self.selector} canvas").first.bounding_box()
         zoom = zoom or self.zoom()
-        return (box["x"] + box["width"] / 2 + (u - self.size / 2) * zoom,
-                box["y"] + box["height"] / 2 + (v - self.size / 2) * zoom)
+        return (
+            box["x"] + box["width"] / 2 + (u - self.size / 2) * zoom,
+            box["y"] + box["height"] / 2 + (v - self.size / 2) * zoom,
+        )
 
     def draw(self, strokes: list[Stroke]) -> None:
         """Each stroke as one press, drag and release, as a visitor draws; needs the brush (`wait_until_ready`)."""
@@ -227,9 +255,17 @@ def wait_for_text(page, selector: str, pattern: str, timeout: float = WAIT_MS) -
     """
     script = """([sel, pat]) => { const e = document.querySelector(sel); if (!e) return false;
       const t = e.querySelector('textarea'); return new RegExp(pat).test(t ? t.value : e.innerText); }"""
-    wait_until(page, script, [selector, pattern], timeout=timeout, why=lambda: (
-        f"{selector} does not match /{pattern}/; it shows "
-        f"{text_of(page, selector)!r}" if page.locator(selector).count() else f"there is no {selector}"))
+    wait_until(
+        page,
+        script,
+        [selector, pattern],
+        timeout=timeout,
+        why=lambda: (
+            f"{selector} does not match /{pattern}/; it shows {text_of(page, selector)!r}"
+            if page.locator(selector).count()
+            else f"there is no {selector}"
+        ),
+    )
     return text_of(page, selector)
 
 
@@ -248,9 +284,12 @@ def wait_for_reading(page, text: str) -> str:
 def wait_for_empty(page) -> None:
     """Wait for the app's empty state: "Draw a digit", an empty Label and no pictures."""
     wait_for_text(page, "#verdict", rf"^{EMPTY_VERDICT}$")
-    wait_until(page, """() => !document.querySelector('#pred [data-testid="label-output-value"]')
+    wait_until(
+        page,
+        """() => !document.querySelector('#pred [data-testid="label-output-value"]')
       && !document.querySelector('#seen img') && !document.querySelector('#why img')""",
-               why=lambda: "the Label or the pictures still show the last drawing")
+        why=lambda: "the Label or the pictures still show the last drawing",
+    )
 
 
 def fill_training(page, model: str = "CNN", **sliders: int) -> None:

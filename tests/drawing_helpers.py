@@ -57,8 +57,12 @@ def draw(strokes: list[Stroke], style: Style, side: int = CANVAS_SIDE) -> np.nda
         points = []
         for x, y in line:
             x, y = x + rng.normal(0, style.tremor), y + rng.normal(0, style.tremor)
-            points.append((side / 2 + style.dx * side + (x - centre_x + style.slant * (0.5 - y)) * size,
-                           side / 2 + style.dy * side + (y - 0.5) * size))
+            points.append(
+                (
+                    side / 2 + style.dx * side + (x - centre_x + style.slant * (0.5 - y)) * size,
+                    side / 2 + style.dy * side + (y - 0.5) * size,
+                )
+            )
         stroke(pen, points, style.brush, INK)
     return np.asarray(image)
 
@@ -90,7 +94,15 @@ UNUSUAL: dict[str, tuple[int, list[Stroke]]] = {
 def variations(count: int, seed: int = 0) -> list[Style]:
     """`count` seeded styles: height, slant, position, brush and tremor vary as between one person's drawings."""
     rng = np.random.default_rng(seed)
-    return [Style(height=float(rng.uniform(0.45, 0.75)), slant=float(rng.uniform(-0.25, 0.25)),
-                  dx=float(rng.uniform(-0.1, 0.1)), dy=float(rng.uniform(-0.08, 0.08)),
-                  brush=int(rng.integers(14, 27)), tremor=float(rng.uniform(0.0, 0.02)), seed=int(rng.integers(2**31)))
-            for _ in range(count)]
+    return [
+        Style(
+            height=float(rng.uniform(0.45, 0.75)),
+            slant=float(rng.uniform(-0.25, 0.25)),
+            dx=float(rng.uniform(-0.1, 0.1)),
+            dy=float(rng.uniform(-0.08, 0.08)),
+            brush=int(rng.integers(14, 27)),
+            tremor=float(rng.uniform(0.0, 0.02)),
+            seed=int(rng.integers(2**31)),
+        )
+        for _ in range(count)
+    ]

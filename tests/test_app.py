@@ -54,8 +54,11 @@ def test_a_number_is_read_left_to_right(handlers):
     assert truth is None  # a number cannot be added as one digit
 
 
-UNDONE = {"background": np.full((280, 280, 4), 255, np.uint8),  # Undo back to nothing: white paper, empty layer
-          "layers": [np.zeros((280, 280, 4), np.uint8)], "composite": np.full((280, 280, 4), 255, np.uint8)}
+UNDONE = {
+    "background": np.full((280, 280, 4), 255, np.uint8),  # Undo back to nothing: white paper, empty layer
+    "layers": [np.zeros((280, 280, 4), np.uint8)],
+    "composite": np.full((280, 280, 4), 255, np.uint8),
+}
 
 
 @pytest.mark.parametrize("value", [None, CLEARED, UNDONE], ids=["none", "cleared", "undo"])
@@ -97,13 +100,32 @@ def test_garbage_canvas_gives_a_clear_error(handlers):
 
 
 def train_args(**changes):
-    args = dict(model_name="cnn", size=4, epochs=1, batch_size=64, lr=0.01, optimizer="adam", train_size=200,
-                augment=False, seed=0, probe=-1)
+    args = dict(
+        model_name="cnn",
+        size=4,
+        epochs=1,
+        batch_size=64,
+        lr=0.01,
+        optimizer="adam",
+        train_size=200,
+        augment=False,
+        seed=0,
+        probe=-1,
+    )
     return {**args, **changes}
 
 
-@pytest.mark.parametrize("changes", [{"epochs": 1000}, {"lr": float("nan")}, {"train_size": 10**9},
-                                     {"model_name": "transformer"}, {"size": -1}, {"batch_size": 10**6}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"epochs": 1000},
+        {"lr": float("nan")},
+        {"train_size": 10**9},
+        {"model_name": "transformer"},
+        {"size": -1},
+        {"batch_size": 10**6},
+    ],
+)
 def test_bad_training_settings_are_refused(handlers, changes):
     with pytest.raises(gr.Error, match="Cannot train"):
         next(handlers.train(*train_args(**changes).values(), Visitor()))

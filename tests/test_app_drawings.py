@@ -37,12 +37,15 @@ def test_correcting_a_guess_adds_the_drawing(handlers):
     assert "1 of your 2 drawings (50%)" in score
 
 
-@pytest.mark.parametrize("value, truth, message", [
-    (sketchpad(draw("12", height=0.3)), "1", "one digit at a time"),
-    ({"background": None, "layers": [], "composite": None}, "1", "draw a digit first"),
-    (sketchpad(draw("5")), None, "choose the digit"),
-    (sketchpad(draw("5")), "12", "must be a digit"),
-])
+@pytest.mark.parametrize(
+    "value, truth, message",
+    [
+        (sketchpad(draw("12", height=0.3)), "1", "one digit at a time"),
+        ({"background": None, "layers": [], "composite": None}, "1", "draw a digit first"),
+        (sketchpad(draw("5")), None, "choose the digit"),
+        (sketchpad(draw("5")), "12", "must be a digit"),
+    ],
+)
 def test_what_cannot_be_added_says_why(handlers, value, truth, message):
     visitor = Visitor()
     with pytest.raises(gr.Error, match=message):

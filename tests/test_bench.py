@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.mnist
 def test_quick_benchmarks_all_complete(mnist_train, mnist_test):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     out = run.stdout + run.stderr
     assert run.returncode in (0, 1), f"the bench crashed (exit {run.returncode}):\n{out[-3000:]}"
     assert "did not complete" not in out, out[-3000:]
@@ -38,8 +39,12 @@ def test_quick_benchmarks_all_complete(mnist_train, mnist_test):
 def test_seed_summary_groups_runs_by_kind():
     from bench.train_speed import Row, summary, table
 
-    rows = [Row("CNN, SGD, 28x28, seed 0", 8.0, 5600.0, 0.9906), Row("CNN, Muon, 24x24, seed 0", 6.0, 7500.0, 0.9911),
-            Row("CNN, SGD, 28x28, seed 1", 10.0, 4500.0, 0.9892), Row("CNN, Muon, 24x24, seed 1", 7.0, 6400.0, 0.9919)]
+    rows = [
+        Row("CNN, SGD, 28x28, seed 0", 8.0, 5600.0, 0.9906),
+        Row("CNN, Muon, 24x24, seed 0", 6.0, 7500.0, 0.9911),
+        Row("CNN, SGD, 28x28, seed 1", 10.0, 4500.0, 0.9892),
+        Row("CNN, Muon, 24x24, seed 1", 7.0, 6400.0, 0.9919),
+    ]
     lines = summary(rows).splitlines()
     assert lines == [
         "CNN, SGD, 28x28: 2 seeds, 9.00 s (8.00-10.00), accuracy 98.99% (98.92%-99.06%), 1 of 2 at 99% or more",

@@ -90,20 +90,29 @@ def step_of(status: str) -> int:
 
 def wait_for_later_step(page, step: int) -> str:
     """Wait until the status reports a step after `step`: the run is moving."""
-    wait_until(page, """(step) => {
+    wait_until(
+        page,
+        """(step) => {
       const m = /step (\\d+)\\//.exec(document.querySelector('#status textarea').value);
-      return m && Number(m[1]) > step; }""", step, lambda: f"the run is stuck: {text_of(page, '#status')!r}")
+      return m && Number(m[1]) > step; }""",
+        step,
+        lambda: f"the run is stuck: {text_of(page, '#status')!r}",
+    )
     return text_of(page, "#status")
 
 
 def stop_and_settle(page) -> str:
     """Press Stop and wait until the status has not changed for QUIET_S seconds; that status."""
     page.click("#stop")
-    wait_until(page, """(quietMs) => {
+    wait_until(
+        page,
+        """(quietMs) => {
       const now = performance.now(), v = document.querySelector('#status textarea').value;
       if (window.__status !== v) { window.__status = v; window.__since = now; }
-      return now - window.__since >= quietMs; }""", QUIET_S * 1000,
-               lambda: f"the status still changes after Stop: {text_of(page, '#status')!r}")
+      return now - window.__since >= quietMs; }""",
+        QUIET_S * 1000,
+        lambda: f"the status still changes after Stop: {text_of(page, '#status')!r}",
+    )
     return text_of(page, "#status")
 
 
@@ -119,10 +128,12 @@ def test_drawn_digits_are_read_and_clear_starts_over(visit):
     page = visit()
     pad = Pad(page)
     wait_for_empty(page)
-    drawings = [("1", digit("1", height=190)),
-                ("0", digit("0", height=160, centre=(130, 150))),
-                ("7", digit("7", height=170, slant=0.15)),
-                ("4", digit("4", height=180))]  # two strokes: the open corner, then the upright through it
+    drawings = [
+        ("1", digit("1", height=190)),
+        ("0", digit("0", height=160, centre=(130, 150))),
+        ("7", digit("7", height=170, slant=0.15)),
+        ("4", digit("4", height=180)),
+    ]  # two strokes: the open corner, then the upright through it
     assert len(STROKES["4"]) == 2
     for i, (text, strokes) in enumerate(drawings):
         if i:

@@ -61,8 +61,10 @@ def _bad_files():
     nan_mlp = build_model("mlp")
     with torch.no_grad():
         nan_mlp.fc1.weight[0, 0] = float("nan")
-    extra = save_safetensors({**mlp.state_dict(), "extra": torch.zeros(1)},
-                             metadata={checkpoint.METADATA_KEY: json.dumps(checkpoint_bytes(mlp)[1])})
+    extra = save_safetensors(
+        {**mlp.state_dict(), "extra": torch.zeros(1)},
+        metadata={checkpoint.METADATA_KEY: json.dumps(checkpoint_bytes(mlp)[1])},
+    )
     return {
         "empty": (b"", "too short"),
         "random bytes": (bytes(range(256)) * 4, "not a safetensors file"),

@@ -45,13 +45,16 @@ def test_read_idx_round_trip(tmp_path):
     assert torch.equal(read_idx(tmp_path / "x", ndim=3), array)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda b: b[:-5], "truncated"),
-    (lambda b: b + b"\0", "truncated or padded"),
-    (lambda b: b"\x01" + b[1:], "magic"),
-    (lambda b: b[:3] + b"\x02" + b[4:], "3-d"),
-    (lambda b: b[:6], "magic"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[:-5], "truncated"),
+        (lambda b: b + b"\0", "truncated or padded"),
+        (lambda b: b"\x01" + b[1:], "magic"),
+        (lambda b: b[:3] + b"\x02" + b[4:], "3-d"),
+        (lambda b: b[:6], "magic"),
+    ],
+)
 def test_read_idx_refuses_corrupt_files(tmp_path, damage, message):
     write_idx(tmp_path / "x", torch.zeros(2, 28, 28, dtype=torch.uint8))
     (tmp_path / "x").write_bytes(damage((tmp_path / "x").read_bytes()))
@@ -85,8 +88,14 @@ def test_missing_files_give_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(MNISTNotFoundError) as err:
         load_mnist(train=False, root=tmp_path / "nowhere")
     message = str(err.value)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte", "MNIST_ROOT", str(tmp_path / "nowhere" / "MNIST" / "raw")):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "MNIST_ROOT",
+        str(tmp_path / "nowhere" / "MNIST" / "raw"),
+    ):
         assert name in message
 
 

@@ -48,16 +48,32 @@ def small_set() -> PersonalSet:
 def fake_mnist() -> Split:
     """Random 'digits' in MNIST's format: enough to run the loop without the real files."""
     g = torch.Generator().manual_seed(0)
-    return Split(torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8, generator=g),
-                 torch.randint(0, 10, (256,), generator=g))
+    return Split(
+        torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8, generator=g), torch.randint(0, 10, (256,), generator=g)
+    )
 
 
-@pytest.mark.parametrize("changes", [
-    {"max_steps": 0}, {"max_steps": 1.5}, {"batch_size": 1}, {"replay_share": 1.0}, {"replay_share": -0.1},
-    {"lr": 0.0}, {"lr": float("nan")}, {"blend": 1.5}, {"holdout_share": 0.9}, {"repeats": True},
-    {"max_steps": 1000, "batch_size": 1024}, {"seed": -1}, {"optimizer": "lbfgs"}, {"schedule": "cosine"},
-    {"label_smoothing": 0.9}, {"label_smoothing": "0.1"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_steps": 0},
+        {"max_steps": 1.5},
+        {"batch_size": 1},
+        {"replay_share": 1.0},
+        {"replay_share": -0.1},
+        {"lr": 0.0},
+        {"lr": float("nan")},
+        {"blend": 1.5},
+        {"holdout_share": 0.9},
+        {"repeats": True},
+        {"max_steps": 1000, "batch_size": 1024},
+        {"seed": -1},
+        {"optimizer": "lbfgs"},
+        {"schedule": "cosine"},
+        {"label_smoothing": 0.9},
+        {"label_smoothing": "0.1"},
+    ],
+)
 def test_config_refuses_bad_values(changes):
     with pytest.raises(ValueError):
         FinetuneConfig(**changes)
@@ -72,8 +88,14 @@ def test_steps_follow_the_set_until_the_cap():
 
 def test_label_smoothing_follows_the_checkpoint_unless_it_talks_nonsense():
     assert trained_smoothing({"config": {"label_smoothing": 0.1}}) == 0.1
-    for metadata in ({}, {"config": None}, {"config": [0.1]}, {"config": {"label_smoothing": "0.1"}},
-                     {"config": {"label_smoothing": True}}, {"config": {"label_smoothing": 7.0}}):
+    for metadata in (
+        {},
+        {"config": None},
+        {"config": [0.1]},
+        {"config": {"label_smoothing": "0.1"}},
+        {"config": {"label_smoothing": True}},
+        {"config": {"label_smoothing": 7.0}},
+    ):
         assert trained_smoothing(metadata) == 0.0, metadata
 
 

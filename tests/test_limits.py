@@ -20,7 +20,7 @@ LIMITS = [
     ("Drawing archive import", f"{personal.MAX_MEMBERS:,} entries, {personal.MAX_TOTAL_BYTES // 2**20} MB unpacked"),
     ("Training and fine-tuning at once", f"{app.TRAIN_CONCURRENCY} (the rest wait in the queue)"),
     ("Predictions at once", f"{app.DRAW_CONCURRENCY}"),
-    ("Queue", f"{app.QUEUE_SIZE} waiting requests, then \"queue full\""),
+    ("Queue", f'{app.QUEUE_SIZE} waiting requests, then "queue full"'),
     ("Visitors whose state is kept", f"{app.SESSIONS:,} (least recently used dropped first)"),
 ]
 

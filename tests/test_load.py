@@ -22,8 +22,18 @@ DRAWERS = 20  # clients sending a stroke as soon as the previous one is answered
 TRAINERS = 2
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", 60))
 AGAIN_SECONDS = 20  # the same load again: memory must not keep growing
-TRAIN = dict(model_name="cnn", size=8, epochs=2, batch_size=128, lr=0.01, optimizer="adam", train_size=6000,
-             augment=False, seed=0, probe=-1)
+TRAIN = dict(
+    model_name="cnn",
+    size=8,
+    epochs=2,
+    batch_size=128,
+    lr=0.01,
+    optimizer="adam",
+    train_size=6000,
+    augment=False,
+    seed=0,
+    probe=-1,
+)
 
 
 def load(url: str, digits: list[tuple[str, str]], seconds: float) -> tuple[list, list[str], list[str]]:

@@ -42,9 +42,21 @@ def test_a_cropping_cnn_sees_only_the_centre():
     assert build_model("cnn", 4, crop=MAX_CROP)(x).shape == (3, 10)
 
 
-@pytest.mark.parametrize("name, size, crop", [("resnet", None, 0), ("mlp", 0, 0), ("mlp", -3, 0), ("cnn", 10**6, 0),
-                                              ("mlp", 2.5, 0), ("cnn", True, 0), ("cnn", 8, MAX_CROP + 1),
-                                              ("cnn", 8, -1), ("cnn", 8, 1.5), ("mlp", 28, 2)])
+@pytest.mark.parametrize(
+    "name, size, crop",
+    [
+        ("resnet", None, 0),
+        ("mlp", 0, 0),
+        ("mlp", -3, 0),
+        ("cnn", 10**6, 0),
+        ("mlp", 2.5, 0),
+        ("cnn", True, 0),
+        ("cnn", 8, MAX_CROP + 1),
+        ("cnn", 8, -1),
+        ("cnn", 8, 1.5),
+        ("mlp", 28, 2),
+    ],
+)
 def test_bad_names_sizes_and_crops_are_refused(name, size, crop):
     with pytest.raises(ValueError):
         build_model(name, size, crop)

@@ -175,8 +175,10 @@ def _png(pixels: np.ndarray) -> bytes:
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height pixels and holds none: the header is all a bomb needs."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
@@ -191,23 +193,36 @@ def test_import_skips_bad_paths_and_files_with_reasons():
     good = _png(seven())
     data_at = good.index(b"IDAT") + 20
     corrupt = good[:data_at] + b"\xff" * 40 + good[data_at + 40 :]  # garbage inside the compressed pixels
-    archive = _zip({
-        "7/good.png": good,
-        "drawings/7/also-good.png": good,  # the zip of a folder DIR holding 0..9
-        "../../7/evil.png": good, "/7/abs.png": good, "7/../../evil.png": good, "C:/7/drive.png": good,
-        "a/b/7/deep.png": good, "loose.png": good, "11/x.png": good, "seven/x.png": good,
-        "__MACOSX/7/._good.png": b"\x00\x05\x16\x07", "7/.hidden.png": good,
-        "3/notes.txt": b"not an image at all", "3/empty.png": b"",
-        "3/corrupt.png": corrupt, "3/truncated.png": good[: len(good) // 2],
-        "3/huge.png": _png_header_only(30_000, 30_000), "3/blank.png": _png(BLANK),
-        "3/tiny.png": _png(np.zeros((8, 8), np.uint8)),
-    })
+    archive = _zip(
+        {
+            "7/good.png": good,
+            "drawings/7/also-good.png": good,  # the zip of a folder DIR holding 0..9
+            "../../7/evil.png": good,
+            "/7/abs.png": good,
+            "7/../../evil.png": good,
+            "C:/7/drive.png": good,
+            "a/b/7/deep.png": good,
+            "loose.png": good,
+            "11/x.png": good,
+            "seven/x.png": good,
+            "__MACOSX/7/._good.png": b"\x00\x05\x16\x07",
+            "7/.hidden.png": good,
+            "3/notes.txt": b"not an image at all",
+            "3/empty.png": b"",
+            "3/corrupt.png": corrupt,
+            "3/truncated.png": good[: len(good) // 2],
+            "3/huge.png": _png_header_only(30_000, 30_000),
+            "3/blank.png": _png(BLANK),
+            "3/tiny.png": _png(np.zeros((8, 8), np.uint8)),
+        }
+    )
     mine = PersonalSet()
     report = mine.import_zip(archive)
     assert report.added == 2 and [e.label for e in mine.entries] == [7, 7]
     why = dict(report.skipped)
-    assert {why[n] for n in ("../../7/evil.png", "/7/abs.png", "7/../../evil.png", "C:/7/drive.png")} == \
-        {"path outside the archive"}
+    assert {why[n] for n in ("../../7/evil.png", "/7/abs.png", "7/../../evil.png", "C:/7/drive.png")} == {
+        "path outside the archive"
+    }
     assert {why[n] for n in ("a/b/7/deep.png", "loose.png", "11/x.png", "seven/x.png")} == {"not in a folder 0-9"}
     assert why["__MACOSX/7/._good.png"] == why["7/.hidden.png"] == "hidden or system file"
     assert why["3/notes.txt"] == why["3/empty.png"] == "not an image"
@@ -262,7 +277,10 @@ def test_import_reads_bombs_and_liars_with_bounded_memory():
         tracemalloc.stop()
     assert peak < 12 * 2**20, f"import peaked at {peak / 2**20:.0f} MB"
     assert reports[0].added == 1 and reports[0].skipped == [("7/bomb.png", "file too large")]
-    assert reports[1].added == 0 and reports[1].skipped[0][1] in ("damaged, encrypted or unsupported zip entry",
-                                                                  "damaged image", "not an image")
+    assert reports[1].added == 0 and reports[1].skipped[0][1] in (
+        "damaged, encrypted or unsupported zip entry",
+        "damaged image",
+        "not an image",
+    )
     assert reports[2].skipped == [("7/secret.png", "damaged, encrypted or unsupported zip entry")]
     assert reports[3].skipped == [("7/packed.png", "unsupported compression")]

@@ -166,13 +166,16 @@ def test_every_form_of_the_same_drawing_reads_the_same(form):
 BLANK = {
     "raw None": None,
     "cleared sketchpad": {"background": None, "layers": [], "composite": None},
-    "undo to blank": {"background": np.full((280, 280, 4), 255, np.uint8),
-                      "layers": [np.zeros((280, 280, 4), np.uint8)],
-                      "composite": np.full((280, 280, 4), 255, np.uint8)},
+    "undo to blank": {
+        "background": np.full((280, 280, 4), 255, np.uint8),
+        "layers": [np.zeros((280, 280, 4), np.uint8)],
+        "composite": np.full((280, 280, 4), 255, np.uint8),
+    },
     "white canvas": np.full((280, 280), 255, np.uint8),
     "black canvas": np.zeros((400, 300, 3), np.uint8),
-    "transparent canvas with junk colour": np.dstack([np.full((280, 280, 3), 90, np.uint8),
-                                                      np.zeros((280, 280), np.uint8)]),
+    "transparent canvas with junk colour": np.dstack(
+        [np.full((280, 280, 3), 90, np.uint8), np.zeros((280, 280), np.uint8)]
+    ),
     "faint noise": np.random.default_rng(0).integers(240, 256, (280, 280)).astype(np.uint8),
     "a speck": np.asarray(draw("1", size=(800, 800), height=0.015, brush=8)),
     "a dab of a fat brush": np.asarray(draw("0", size=(280, 280), height=0.01, brush=24)),
@@ -227,8 +230,11 @@ GARBAGE = {
     "dict with layers a string": {"background": None, "layers": "abc", "composite": None},
     "dict with composite a string": {"background": None, "layers": [], "composite": "x.png"},
     "dict with a nested dict": {"composite": {"composite": np.zeros((280, 280), np.uint8)}},
-    "layers of different sizes": {"background": np.zeros((280, 280, 4), np.uint8),
-                                  "layers": [np.zeros((300, 280, 4), np.uint8)], "composite": None},
+    "layers of different sizes": {
+        "background": np.zeros((280, 280, 4), np.uint8),
+        "layers": [np.zeros((300, 280, 4), np.uint8)],
+        "composite": None,
+    },
     "PIL 20 x 20": Image.new("L", (20, 20)),
 }
 

@@ -25,8 +25,18 @@ from mnist_demo import live
 pytestmark = [pytest.mark.app, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = dict(model_name="cnn", size=4, epochs=1, batch_size=64, lr=0.01, optimizer="adam", train_size=200,
-             augment=False, seed=0, probe=-1)
+TRAIN = dict(
+    model_name="cnn",
+    size=4,
+    epochs=1,
+    batch_size=64,
+    lr=0.01,
+    optimizer="adam",
+    train_size=200,
+    augment=False,
+    seed=0,
+    probe=-1,
+)
 LONG_TRAIN = {**TRAIN, "size": 8, "epochs": 10, "train_size": 3000}  # ~10 epochs of a second or two each
 
 
@@ -72,13 +82,16 @@ def assert_healthy(client, files) -> None:
     assert client.predict(composite(files / "three.png"), "cnn", api_name="/predict")["label"] == "3"
 
 
-@pytest.mark.parametrize("name, message", [
-    ("one-pixel.png", "1 x 1 pixels; each side must be 28 to 4096"),
-    ("wide.png", "10000 x 30 pixels"),
-    ("huge.png", "far too large"),
-    ("text.png", "not an image file"),
-    ("truncated.png", "damaged or truncated"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("one-pixel.png", "1 x 1 pixels; each side must be 28 to 4096"),
+        ("wide.png", "10000 x 30 pixels"),
+        ("huge.png", "far too large"),
+        ("text.png", "not an image file"),
+        ("truncated.png", "damaged or truncated"),
+    ],
+)
 def test_bad_image_files_get_a_clear_message(client, files, name, message):
     with pytest.raises(Exception, match=message):
         client.predict(composite(files / name), "cnn", api_name="/predict")
@@ -107,21 +120,27 @@ def test_a_huge_image_is_refused_before_it_is_decoded(client, files):
     assert max(peak) - peak[0] < 200  # MB; decoding would have taken gigabytes
 
 
-@pytest.mark.parametrize("value", [
-    None,
-    {"background": None, "layers": [], "composite": None},
-    {"composite": None},  # missing keys: Gradio fills in the rest
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        {"background": None, "layers": [], "composite": None},
+        {"composite": None},  # missing keys: Gradio fills in the rest
+    ],
+)
 def test_null_and_empty_payloads_read_as_nothing(client, files, value):
     result = client.predict(value, "cnn", api_name="/predict")
     assert not result.get("label") and not result.get("confidences")
     assert_healthy(client, files)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("a string", "valid dictionary"),
-    ({"background": None, "layers": "x", "composite": None}, "valid list"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("a string", "valid dictionary"),
+        ({"background": None, "layers": "x", "composite": None}, "valid list"),
+    ],
+)
 def test_malformed_payloads_get_gradios_validation_message(client, files, value, message):
     with pytest.raises(Exception, match=message):
         client.predict(value, "cnn", api_name="/predict")
@@ -139,18 +158,21 @@ def test_unknown_model_names_are_refused(client, files, model):
         client.predict(composite(files / "three.png"), model, api_name="/predict")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"lr": -1}, "less than minimum"),
-    ({"lr": 1e9}, "greater than maximum"),
-    ({"epochs": 10**9}, "greater than maximum"),
-    ({"size": -5}, "less than minimum"),
-    ({"train_size": 1e30}, "greater than maximum"),
-    ({"seed": -1}, "less than minimum"),
-    ({"batch_size": 10**6}, "not in the list of choices"),
-    ({"model_name": "transformer"}, "not in the list of choices"),
-    ({"optimizer": "lbfgs"}, "not in the list of choices"),
-    ({"size": 500}, "cnn size at most 64"),  # within the slider (it serves the MLP too), not for a CNN
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"lr": -1}, "less than minimum"),
+        ({"lr": 1e9}, "greater than maximum"),
+        ({"epochs": 10**9}, "greater than maximum"),
+        ({"size": -5}, "less than minimum"),
+        ({"train_size": 1e30}, "greater than maximum"),
+        ({"seed": -1}, "less than minimum"),
+        ({"batch_size": 10**6}, "not in the list of choices"),
+        ({"model_name": "transformer"}, "not in the list of choices"),
+        ({"optimizer": "lbfgs"}, "not in the list of choices"),
+        ({"size": 500}, "cnn size at most 64"),  # within the slider (it serves the MLP too), not for a CNN
+    ],
+)
 def test_bad_hyperparameters_are_refused_on_the_server(client, files, changes, message):
     with pytest.raises(Exception, match=message):
         client.predict(**{**TRAIN, **changes}, api_name="/train")
@@ -158,12 +180,21 @@ def test_bad_hyperparameters_are_refused_on_the_server(client, files, changes, m
     assert_healthy(client, files)
 
 
-@pytest.mark.parametrize("token, message", [("NaN", "Cannot train with these settings: lr must be"),
-                                            ("Infinity", "greater than maximum"), ("-Infinity", "less than minimum")])
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        ("NaN", "Cannot train with these settings: lr must be"),
+        ("Infinity", "greater than maximum"),
+        ("-Infinity", "less than minimum"),
+    ],
+)
 def test_non_finite_numbers_sent_as_raw_json_are_refused(app_url, client, files, token, message):
     """gradio_client cannot send NaN (JSON has none), but a raw request can: the server must refuse it."""
-    data = [TRAIN[k] for k in ("model_name", "size", "epochs", "batch_size")] + ["@LR@"] + \
-        [TRAIN[k] for k in ("optimizer", "train_size", "augment", "seed", "probe")]
+    data = (
+        [TRAIN[k] for k in ("model_name", "size", "epochs", "batch_size")]
+        + ["@LR@"]
+        + [TRAIN[k] for k in ("optimizer", "train_size", "augment", "seed", "probe")]
+    )
     body = json.dumps({"data": data}).replace('"@LR@"', token)
     with httpx.Client(base_url=app_url, timeout=60) as http:
         event = http.post("gradio_api/call/train", content=body, headers={"Content-Type": "application/json"})
@@ -194,8 +225,7 @@ next(iter(job))
 print("training", flush=True)
 sys.stdin.read()  # wait to be killed
 """
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline().strip() == "training"
         assert live.RUNS.count() == 1

@@ -17,8 +17,7 @@ from mnist_demo.segment import Group, group_pieces, one_digit, split_digits
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
 WIDE = (900, 300)  # a canvas for a short number
 # A 5 whose top bar was drawn apart from its body, and a 4 whose two strokes do not touch.
-LOOSE = {**STROKES, "4": SPLIT_FOUR,
-         "5": [[(0.26, 0.2), *STROKES["5"][0][1:]], [(0.4, 0.04), (0.88, 0.04)]]}
+LOOSE = {**STROKES, "4": SPLIT_FOUR, "5": [[(0.26, 0.2), *STROKES["5"][0][1:]], [(0.4, 0.04), (0.88, 0.04)]]}
 
 
 def number(text: str, size=WIDE, strokes=None, **kw) -> np.ndarray:
@@ -69,8 +68,10 @@ def test_order_is_left_to_right_not_top_to_bottom():
 
 def test_each_digit_is_preprocessed_as_if_alone():
     together = split_digits(number("38"))
-    alone = [sketch_to_tensor(number("38", strokes={"3": STROKES["3"], "8": []})),
-             sketch_to_tensor(number("38", strokes={"3": [], "8": STROKES["8"]}))]
+    alone = [
+        sketch_to_tensor(number("38", strokes={"3": STROKES["3"], "8": []})),
+        sketch_to_tensor(number("38", strokes={"3": [], "8": STROKES["8"]})),
+    ]
     for a, b in zip(together, alone, strict=True):
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
         torch.testing.assert_close(a.tensor, b.tensor, atol=0.02, rtol=0)
@@ -94,8 +95,9 @@ def test_light_ink_on_a_transparent_layer():
     assert len(split_digits({"background": None, "layers": [layer], "composite": None})) == 2
 
 
-@pytest.mark.parametrize("value", [None, {"background": None, "layers": [], "composite": None},
-                                   np.full((300, 900), 255, np.uint8)])
+@pytest.mark.parametrize(
+    "value", [None, {"background": None, "layers": [], "composite": None}, np.full((300, 900), 255, np.uint8)]
+)
 def test_empty_canvas_gives_no_digits(value):
     assert split_digits(value) == []
 
@@ -111,8 +113,12 @@ def _group_pieces_reference(pieces):
     """The plain form of group_pieces: rebuild every pair after each join (n^3 pair tests)."""
     groups = [Group((i + 1,), rows.start, cols.start, rows.stop, cols.stop) for i, (rows, cols) in enumerate(pieces)]
     while True:
-        pairs = [(groups[i].gap(groups[j]), i, j) for i in range(len(groups)) for j in range(i + 1, len(groups))
-                 if one_digit(groups[i], groups[j])]
+        pairs = [
+            (groups[i].gap(groups[j]), i, j)
+            for i in range(len(groups))
+            for j in range(i + 1, len(groups))
+            if one_digit(groups[i], groups[j])
+        ]
         if not pairs:
             break
         _, i, j = min(pairs)

@@ -13,12 +13,29 @@ from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.train import Progress, TrainConfig, new_model
 
 
-@pytest.mark.parametrize("changes", [
-    {"lr": float("nan")}, {"lr": 0.0}, {"lr": -1.0}, {"lr": float("inf")}, {"epochs": 0}, {"epochs": 2.5},
-    {"batch_size": 0}, {"train_size": 10**7}, {"model": "resnet"}, {"optimizer": "lbfgs"}, {"seed": -1},
-    {"momentum": 2.0}, {"schedule": "cosine"}, {"size": -4}, {"epochs": True}, {"crop": 5}, {"crop": -1},
-    {"model": "mlp", "crop": 2},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"lr": float("nan")},
+        {"lr": 0.0},
+        {"lr": -1.0},
+        {"lr": float("inf")},
+        {"epochs": 0},
+        {"epochs": 2.5},
+        {"batch_size": 0},
+        {"train_size": 10**7},
+        {"model": "resnet"},
+        {"optimizer": "lbfgs"},
+        {"seed": -1},
+        {"momentum": 2.0},
+        {"schedule": "cosine"},
+        {"size": -4},
+        {"epochs": True},
+        {"crop": 5},
+        {"crop": -1},
+        {"model": "mlp", "crop": 2},
+    ],
+)
 def test_config_refuses_bad_values(changes):
     with pytest.raises(ValueError):
         TrainConfig(**changes)
@@ -52,8 +69,18 @@ def test_loss_falls_and_accuracy_is_reported(mnist_train, mnist_test):
 @pytest.mark.mnist
 @pytest.mark.parametrize("model_name, crop", [("mlp", 0), ("cnn", 2)])
 def test_muon_learns_both_models(mnist_train, mnist_test, model_name, crop):
-    config = TrainConfig(model=model_name, size=8, crop=crop, train_size=3000, epochs=1, batch_size=64,
-                         optimizer="muon", lr=0.05, schedule="onecycle", log_every=5)
+    config = TrainConfig(
+        model=model_name,
+        size=8,
+        crop=crop,
+        train_size=3000,
+        epochs=1,
+        batch_size=64,
+        optimizer="muon",
+        lr=0.05,
+        schedule="onecycle",
+        log_every=5,
+    )
     model, events = _small_run(config, mnist_train, mnist_test)
     assert events[0].loss > 1.5 > events[-1].loss  # starts near ln(10) = 2.3
     assert events[-1].test_accuracy > 0.8
@@ -63,8 +90,18 @@ def test_muon_learns_both_models(mnist_train, mnist_test, model_name, crop):
 @pytest.mark.mnist
 @pytest.mark.parametrize("model_name, augment", [("mlp", False), ("cnn", True)])
 def test_seeded_runs_are_reproducible(mnist_train, mnist_test, model_name, augment):
-    config = TrainConfig(model=model_name, size=8, train_size=600, epochs=1, batch_size=32, augment=augment, seed=7,
-                         optimizer="sgd", schedule="onecycle", lr=0.05)
+    config = TrainConfig(
+        model=model_name,
+        size=8,
+        train_size=600,
+        epochs=1,
+        batch_size=32,
+        augment=augment,
+        seed=7,
+        optimizer="sgd",
+        schedule="onecycle",
+        lr=0.05,
+    )
     a, events_a = _small_run(config, mnist_train, mnist_test)
     b, events_b = _small_run(config, mnist_train, mnist_test)
     c, _ = _small_run(TrainConfig(**{**config.__dict__, "seed": 8}), mnist_train, mnist_test)
@@ -98,8 +135,25 @@ def test_max_steps_cuts_a_run_short_and_still_evaluates(mnist_train, mnist_test)
 @pytest.mark.mnist
 def test_train_and_evaluate_command_lines(tmp_path, capsys):
     out = tmp_path / "cnn.safetensors"
-    assert train.main(["--model", "cnn", "--size", "4", "--max-steps", "6", "--batch-size", "32",
-                       "--seed", "5", "--out", str(out)]) == 0
+    assert (
+        train.main(
+            [
+                "--model",
+                "cnn",
+                "--size",
+                "4",
+                "--max-steps",
+                "6",
+                "--batch-size",
+                "32",
+                "--seed",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta = load_checkpoint(out).metadata
     assert meta["command"].endswith(f"--seed 5 --out {out}") and meta["seed"] == 5 and meta["steps"] == 6
     assert meta["config"]["model"] == "cnn" and 0 <= meta["test_accuracy"] <= 1
