@@ -224,6 +224,7 @@ def train(
     memory_format = CNN_MEMORY_FORMAT if config.model == "cnn" else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     total = config.total_steps(len(train_data))
+    per_epoch = config.steps_per_epoch(len(train_data))
     optimizer = make_optimizer(config, model)
     schedule = make_schedule(config, optimizer, total)
 
@@ -245,7 +246,7 @@ def train(
 
     for epoch in range(1, config.epochs + 1):
         model.train()
-        for images, labels in batches(train_data, config.batch_size, generator, device, subset):
+        for batch, (images, labels) in enumerate(batches(train_data, config.batch_size, generator, device, subset), 1):
             x = images.unsqueeze(1).float() / 255  # (B, 1, 28, 28) in [0, 1]
             if config.augment:
                 x = augment(x, generator)
@@ -261,7 +262,8 @@ def train(
             step, seen, loss_steps = step + 1, seen + len(labels), loss_steps + 1
             if step >= total:
                 break
-            if loss_steps == config.log_every:
+            # The epoch's last batch is reported by the epoch-end event below, with these losses in it.
+            if loss_steps == config.log_every and batch < per_epoch:
                 train_seconds += time.perf_counter() - mark
                 yield progress(epoch)
                 loss_sum.zero_()

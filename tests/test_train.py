@@ -175,3 +175,18 @@ def test_command_lines_refuse_bad_input(tmp_path, capsys):
     (tmp_path / "bad.safetensors").write_bytes(b"nonsense")
     assert evaluate.main([str(tmp_path / "bad.safetensors")]) == 2
     assert "not a safetensors file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("train_size", [640, 650])  # 10 steps at batch 64: a multiple of log_every 5, and not
+def test_the_epoch_end_event_carries_the_epochs_last_losses(train_size):
+    """Every event's loss is the mean of real steps: at an epoch end whose step count is a multiple of
+    `log_every`, the event must not carry the 0.0 of a running sum that was just reset."""
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(train_size, 28, 28, generator=generator) * 255).to(torch.uint8)
+    labels = torch.randint(0, 10, (train_size,), generator=generator)
+    data = train.Split(images, labels)
+    config = TrainConfig(model="mlp", size=8, epochs=2, batch_size=64, train_size=train_size, log_every=5)
+    events = list(train.train(config, new_model(config), data, data.subset(64), torch.device("cpu")))
+    ends = [e for e in events if e.test_accuracy is not None]
+    assert len(ends) == 2 and all(e.loss > 0.5 for e in events), [(e.step, e.loss) for e in events]
+    assert [e.step for e in ends] == [config.steps_per_epoch(train_size), config.total_steps(train_size)]
