@@ -24,8 +24,9 @@ import traceback
 
 import torch
 
-from bench import contention, predict, report, robustness, roundtrip, server, startup, training
+from bench import contention, predict, report, robustness, roundtrip, startup, training
 from bench.report import Result
+from testkit import server
 
 # In the order they run: the two that only need some running app share one launch, and no app is
 # left running during the benchmarks that time this process.

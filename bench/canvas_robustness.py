@@ -25,11 +25,11 @@ from skimage.morphology import skeletonize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.canvases import naive_tensor  # noqa: E402
-from bench.timing import one_torch_thread, repeat  # noqa: E402
 from mnist_demo.checkpoint import load_checkpoint  # noqa: E402
 from mnist_demo.data import IMAGE_SIZE, load_mnist, normalize  # noqa: E402
 from mnist_demo.preprocess import sketch_to_tensor  # noqa: E402
+from testkit.canvases import naive_tensor  # noqa: E402
+from testkit.timing import one_torch_thread, repeat  # noqa: E402
 
 DEFAULT_WEIGHTS = ["weights/cnn.safetensors", "weights/mlp.safetensors"]
 DEFAULT_N = 2000

@@ -14,12 +14,12 @@ import dataclasses
 import tempfile
 import time
 
-from bench.canvases import png_files
 from bench.report import Result
 from bench.roundtrip import stroke
-from bench.server import App, connect, running, train_args
-from bench.timing import Stats
 from mnist_demo import live
+from testkit.canvases import png_files
+from testkit.server import App, connect, running, train_args
+from testkit.timing import Stats
 
 NAME = "contention"
 REPEATS = {True: 20, False: 100}  # strokes while training; as many again on the idle app, half before, half after

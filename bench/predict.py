@@ -17,12 +17,12 @@ import copy
 
 import torch
 
-from bench.canvases import naive_tensor, sketch_values
 from bench.report import Result
-from bench.server import ROOT
-from bench.timing import interleaved, one_torch_thread
 from mnist_demo.inference import SharedModels, read_drawing
 from mnist_demo.segment import split_digits
+from testkit.canvases import naive_tensor, sketch_values
+from testkit.server import ROOT
+from testkit.timing import interleaved, one_torch_thread
 
 NAME = "predict"
 SIZES = (280, 800)  # the app's canvas, and gr.Sketchpad's default

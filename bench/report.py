@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from bench.timing import Stats
+from testkit.timing import Stats
 
 COLUMNS = ("benchmark", "measurement", "value", "p5-p95 (n)", "baseline, same run", "ratio", "target", "result")
 

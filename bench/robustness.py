@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from bench import canvas_robustness
 from bench.report import Result
-from bench.server import ROOT
-from bench.timing import one_torch_thread
+from testkit.server import ROOT
+from testkit.timing import one_torch_thread
 
 NAME = "robustness"
 N = {True: canvas_robustness.QUICK_N, False: canvas_robustness.DEFAULT_N}

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.canvases import png_files, sketch_values, upload
 from bench.report import Result
-from bench.server import CALL_TIMEOUT_S, ROOT, App, connect, running
-from bench.timing import Stats, one_torch_thread, repeat
 from mnist_demo.inference import SharedModels, read_drawing
+from testkit.canvases import png_files, sketch_values, upload
+from testkit.server import CALL_TIMEOUT_S, ROOT, App, connect, running
+from testkit.timing import Stats, one_torch_thread, repeat
 
 NAME = "roundtrip"
 CLIENTS = 8

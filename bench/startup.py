@@ -16,13 +16,13 @@ import tempfile
 import threading
 import time
 
-from bench.canvases import png_files
 from bench.report import Result
 from bench.roundtrip import stroke
-from bench.server import MB, launched, train_args
-from bench.timing import Stats
 from mnist_demo import live
 from mnist_demo.data import IMAGE_SIZE
+from testkit.canvases import png_files
+from testkit.server import MB, launched, train_args
+from testkit.timing import Stats
 
 NAME = "startup"
 LAUNCHES = {True: 1, False: 3}

@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_demo.data import load_mnist, mnist_root  # noqa: E402
-from mnist_demo.evaluate import accuracy  # noqa: E402
+from mnist_demo.metrics import accuracy  # noqa: E402
 from mnist_demo.models import GuideMLP  # noqa: E402
 from mnist_demo.train import TrainConfig, new_model, train  # noqa: E402
 

@@ -11,6 +11,7 @@ safetensors holds raw tensors only, and every field is checked before anything i
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import platform
@@ -65,9 +66,11 @@ def model_spec(model: nn.Module) -> tuple[str, int, int]:
 
 
 def library_versions() -> dict[str, str]:
-    import torchvision
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": importlib.metadata.version("torchvision"),
+    }
 
 
 def checkpoint_metadata(model: nn.Module, /, **metadata: Any) -> dict[str, Any]:

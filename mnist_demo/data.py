@@ -35,7 +35,6 @@ SPLIT_FILES = {
 }
 _IDX_DTYPE_UBYTE = 0x08  # the only element type MNIST uses
 MNIST_TRAIN_SIZE = 60_000  # images in MNIST's training split
-_SPLIT_SIZES = {True: MNIST_TRAIN_SIZE, False: 10_000}
 
 
 class MNISTNotFoundError(FileNotFoundError):

@@ -16,14 +16,14 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, Split
-from mnist_demo.evaluate import confusion_matrix, format_confusion, predict_split
+from mnist_demo.metrics import confusion_matrix, format_confusion, predict_split
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
 
 MAX_FILE_BYTES = 32 * 2**20  # a drawing is a few kB to a few MB; larger files are refused unread
 SHOW_WRONG = 20  # misread drawings listed by name in the text report
 
 
-def read_drawing(path: Path) -> Sketch | str:
+def read_drawing_file(path: Path) -> Sketch | str:
     """One image file -> its Sketch, or the reason it cannot be used."""
     try:
         size = path.stat().st_size
@@ -62,7 +62,7 @@ def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
     """Accuracy, per-digit accuracy, confusion matrix and unreadable files for a folder of drawings, JSON-able."""
     sketches, labels, paths, unreadable = [], [], [], []
     for path, digit in find_drawings(folder):
-        read = read_drawing(path)
+        read = read_drawing_file(path)
         if isinstance(read, str):
             unreadable.append({"path": str(path), "digit": digit, "reason": read})
         else:

@@ -13,6 +13,7 @@ early leaves nothing changed.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import dataclasses
@@ -25,10 +26,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata, model_spec
-from mnist_demo.data import MNIST_TRAIN_SIZE, Split, load_mnist
-from mnist_demo.evaluate import accuracy
+from mnist_demo.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    checkpoint_metadata,
+    load_checkpoint,
+    model_spec,
+    save_checkpoint,
+)
+from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, load_mnist
 from mnist_demo.inference import prepare
+from mnist_demo.metrics import accuracy
 from mnist_demo.personal import PersonalSet
 from mnist_demo.train import (
     OPTIMIZERS,
@@ -285,11 +293,6 @@ def finetune(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from mnist_demo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-    from mnist_demo.data import MNISTNotFoundError
-
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.finetune", description=__doc__.splitlines()[0])
     parser.add_argument("weights", help="a .safetensors checkpoint")
     parser.add_argument("drawings", help="a zip of images in folders 0-9 (as the app exports)")

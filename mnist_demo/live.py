@@ -24,8 +24,8 @@ from torch import nn
 
 from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
 from mnist_demo.data import MNIST_TRAIN_SIZE, load_mnist, normalize
-from mnist_demo.evaluate import confusion_matrix, predict_split
 from mnist_demo.inference import prepare
+from mnist_demo.metrics import confusion_matrix, predict_split
 from mnist_demo.personal import PersonalSet
 from mnist_demo.train import Progress, TrainConfig, new_model, train
 

@@ -27,8 +27,8 @@ from torch import nn
 
 from mnist_demo.canvas import contrast, read_canvas
 from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, Split
-from mnist_demo.evaluate import predict_split
 from mnist_demo.files import read_bounded
+from mnist_demo.metrics import predict_split
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
 
 # The set is refused new drawings at the cap (a clear ValueError) rather than silently dropping old
@@ -158,11 +158,6 @@ class PersonalSet:
             raise IndexError(f"no drawing number {index!r}: the set holds {len(self.entries)}")
         return self.entries.pop(int(index))
 
-    def counts(self) -> list[int]:
-        """How many drawings of each digit, 0 to 9."""
-        found = Counter(e.label for e in self.entries)
-        return [found[d] for d in range(NUM_CLASSES)]
-
     def as_split(self) -> Split:
         """The set as a `Split`: uint8 images (N, 28, 28), int64 labels (N,)."""
         images = np.zeros((len(self.entries), IMAGE_SIZE, IMAGE_SIZE), np.uint8)  # (N, 28, 28)
@@ -173,12 +168,6 @@ class PersonalSet:
     def predictions(self, model: nn.Module) -> list[int]:
         """What `model` reads each drawing as, in the set's order."""
         return predict_split(model, self.as_split()).tolist() if self.entries else []
-
-    def accuracy(self, model: nn.Module) -> float | None:
-        """Share of the visitor's drawings `model` reads as they labelled them; None for an empty set."""
-        if not self.entries:
-            return None
-        return float(np.mean([p == e.label for p, e in zip(self.predictions(model), self.entries)]))
 
     def gallery(
         self,

@@ -11,6 +11,7 @@ between two steps.
 
 from __future__ import annotations
 
+import argparse
 import math
 import shlex
 import sys
@@ -23,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_demo.data import MNIST_TRAIN_SIZE, Split, augment, batches, load_mnist, normalize
-from mnist_demo.evaluate import accuracy
+from mnist_demo.checkpoint import save_checkpoint
+from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, augment, batches, load_mnist, normalize
+from mnist_demo.metrics import accuracy
 from mnist_demo.models import MAX_CROP, MAX_SIZE, MODELS, build_model
 from mnist_demo.muon import Muon
 
@@ -60,8 +62,6 @@ def range_problems(
 
 def add_config_options(parser: Any, config_class: type) -> None:
     """One argparse option per field of a dataclass built with `knob`, typed and defaulted from the field."""
-    import argparse
-
     for f in fields(config_class):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
@@ -284,8 +284,6 @@ def train(
 
 def config_parser() -> Any:
     """An argparse parser with one option per `TrainConfig` field, defaults read from the dataclass."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.train", description="Train a model on MNIST.")
     add_config_options(parser, TrainConfig)
     parser.add_argument("--out", help="write the trained model here (.safetensors, plus a .json beside it)")
@@ -294,9 +292,6 @@ def config_parser() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
-
-    from mnist_demo.checkpoint import save_checkpoint
-    from mnist_demo.data import MNISTNotFoundError
 
     argv = sys.argv[1:] if argv is None else argv
     args = vars(config_parser().parse_args(argv))

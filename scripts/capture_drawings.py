@@ -2,7 +2,7 @@
 
 A tiny Gradio app holds a Sketchpad set up exactly like app.py's (canvas size, brush, the script that
 picks the brush); its `.change` handler keeps the composite it receives (RGBA numpy). Debian's chromium,
-driven by Playwright, draws each digit as mouse strokes (tests/sketches.py's polylines, scaled, moved,
+driven by Playwright, draws each digit as mouse strokes (testkit/sketches.py's polylines, scaled, moved,
 slanted, jittered and rounded), waits until the server holds the whole drawing (ink under every point of
 every stroke, none elsewhere), saves it to tests/drawings/<digit>/<name>.png and clears the pad.
 
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py and tests/ live at the repository root
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from tests.browser import Pad, chromium_missing, launch, new_page, place, smooth  # noqa: E402
-from tests.sketches import SPLIT_FOUR, STROKES  # noqa: E402
+from testkit.browser import Pad, chromium_missing, launch, new_page, place, smooth  # noqa: E402
+from testkit.sketches import SPLIT_FOUR, STROKES  # noqa: E402
 
 ARRIVAL_S = 60  # the whole drawing reaches the server within this, even on a busy machine
 NEAR_PX = 4  # an ink check looks this far around each point the mouse went through
@@ -35,7 +35,7 @@ STRAY_SHARE = 0.01  # at most this share of the ink may lie away from the stroke
 # A 5 whose top bar is lifted off its body: two strokes that do not touch.
 DETACHED_FIVE = [STROKES["5"][0], [(0.36, 0.0), (0.9, 0.0)]]
 
-# name -> (digit, strokes in the unit box, how they are placed: see tests.browser.place). Sizes from a
+# name -> (digit, strokes in the unit box, how they are placed: see testkit.browser.place). Sizes from a
 # third of the canvas to two thirds, centres all over it, slants both ways, a shaky hand on some.
 DRAWINGS: dict[str, tuple[str, list, dict]] = {}
 _STYLES = {

@@ -1,7 +1,7 @@
 """Screenshots of the real app for the README: a digit and a number in the Draw tab, a finished run in the Train tab.
 
 Launches app.py's `demo` in this process, drives it in Debian's chromium with real mouse strokes (the
-helpers of tests/browser.py) and writes docs/draw.png, docs/draw-number.png and docs/train.png. Training
+helpers of testkit/browser.py) and writes docs/draw.png, docs/draw-number.png and docs/train.png. Training
 needs MNIST (set MNIST_ROOT); about two minutes on 2 CPU cores.
 
     MNIST_ROOT=../shared/data python scripts/screenshots.py [--out docs]
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py and tests/ live at the repository root
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from tests.browser import (  # noqa: E402
+from testkit.browser import (  # noqa: E402
     VIEWPORT,
     Pad,
     chromium_missing,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bench.timing import one_torch_thread
+from testkit.timing import one_torch_thread
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no version-check thread, no network
 
@@ -50,3 +50,10 @@ def one_thread():
     on one thread; on a shared machine more threads only contend); the count is restored afterwards."""
     with one_torch_thread():
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """A test that asks for a real MNIST split is an `mnist` test, marked or not."""
+    for item in items:
+        if {"mnist_train", "mnist_test"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mnist)

@@ -10,11 +10,11 @@ import numpy as np
 import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
-from sketches import draw, sketchpad
 
 import app
 from mnist_demo.inference import SharedModels
 from mnist_demo.live import Visitor
+from testkit.sketches import draw, sketchpad
 
 CLEARED = {"background": None, "layers": [], "composite": None}  # never drawn, or after the trash can
 

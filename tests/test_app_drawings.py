@@ -9,15 +9,15 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from drawing_helpers import UNUSUAL, variations
-from drawing_helpers import draw as draw_style
-from sketches import draw, sketchpad
 
 import app
 from mnist_demo.checkpoint import save_checkpoint
 from mnist_demo.inference import SharedModels
 from mnist_demo.live import Visitor
 from mnist_demo.models import build_model
+from testkit.sketches import draw, sketchpad
+from testkit.styles import UNUSUAL, variations
+from testkit.styles import draw as draw_style
 
 
 @pytest.fixture(scope="module")

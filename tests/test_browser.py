@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from tests.browser import (
+from testkit.browser import (
     Pad,
     chromium_missing,
     digit,
@@ -32,7 +32,7 @@ from tests.browser import (
     wait_for_text,
     wait_until,
 )
-from tests.sketches import STROKES
+from testkit.sketches import STROKES
 
 QUIET_S = 3  # a stopped run's status must stay the same this long
 

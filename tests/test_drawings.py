@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sketches import CLEAR, WHITE, draw
 
 from mnist_demo.checkpoint import load_checkpoint
-from mnist_demo.drawings import evaluate_drawings, format_drawings_report, read_drawing
+from mnist_demo.drawings import evaluate_drawings, format_drawings_report, read_drawing_file
+from testkit.sketches import CLEAR, WHITE, draw
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
 
@@ -80,7 +80,7 @@ def test_each_file_is_read_as_the_app_reads_it(folder):
     path = folder / "3" / "layer.png"
     with Image.open(path) as image:
         expected = sketch_to_tensor(np.asarray(image))
-    assert np.array_equal(read_drawing(path).image, expected.image)
+    assert np.array_equal(read_drawing_file(path).image, expected.image)
 
 
 def test_bad_folders_are_clear_errors(tmp_path, cnn):

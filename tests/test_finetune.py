@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from drawing_helpers import UNUSUAL, draw, variations
 
 from mnist_demo.checkpoint import checkpoint_bytes, load_checkpoint
 from mnist_demo.data import Split, normalize
@@ -25,6 +24,7 @@ from mnist_demo.inference import prepare
 from mnist_demo.models import build_model
 from mnist_demo.personal import PersonalSet
 from mnist_demo.train import Progress
+from testkit.styles import UNUSUAL, draw, variations
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
 FAST = FinetuneConfig(max_steps=6, batch_size=16, log_every=2, mnist_eval_size=64)

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from bench.canvases import png_files, upload
-from bench.server import connect, launched
+from testkit.canvases import png_files, upload
+from testkit.server import connect, launched
 
 pytestmark = [pytest.mark.app, pytest.mark.slow]
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from sketches import BLACK, CLEAR, WHITE, draw, sketchpad
 
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
@@ -26,6 +25,7 @@ from mnist_demo.preprocess import (
     stroke_mask,
     stroke_ratio,
 )
+from testkit.sketches import BLACK, CLEAR, WHITE, draw, sketchpad
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
 DIGITS = "0123456789"

@@ -2,7 +2,7 @@
 
 tests/drawings/<digit>/<name>.png are the composites a Sketchpad set up like app.py's sent to its server
 while Playwright drew in chromium (scripts/capture_drawings.py made them): real brush rendering and real
-transport, unlike the PIL drawings of tests/sketches.py.
+transport, unlike the PIL drawings of testkit/sketches.py.
 
     python -m pytest tests/test_real_drawings.py
 """
@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from mnist_demo.evaluate import main as evaluate_main
-from tests.sketches import sketchpad
+from testkit.sketches import sketchpad
 
 ROOT = Path(__file__).resolve().parents[1]
 DRAWINGS = ROOT / "tests" / "drawings"

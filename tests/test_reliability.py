@@ -18,9 +18,9 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from sketches import draw
 
 from mnist_demo import live
+from testkit.sketches import draw
 
 pytestmark = [pytest.mark.app, pytest.mark.slow]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sketches import BLACK, SPLIT_FOUR, STROKES, WHITE, draw, sketchpad
 
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.preprocess import sketch_to_tensor
 from mnist_demo.segment import Group, group_pieces, one_digit, split_digits
+from testkit.sketches import BLACK, SPLIT_FOUR, STROKES, WHITE, draw, sketchpad
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
 WIDE = (900, 300)  # a canvas for a short number

@@ -1,6 +1,6 @@
 """Repeated timings and their summary: median and p5-p95 of a list of samples.
 
-python -c "from bench.timing import repeat; print(repeat(lambda: sum(range(1000)), 100))"
+python -c "from testkit.timing import repeat; print(repeat(lambda: sum(range(1000)), 100))"
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.sketches import ASPECT, STROKES
+from testkit.sketches import ASPECT, STROKES
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; CI installs it (.ci/run)
 CHROMIUM_ARGS = [
@@ -114,7 +114,7 @@ def place(
     jitter: float = 0.0,
     seed: int = 0,
 ) -> list[Stroke]:
-    """Unit-box strokes (tests/sketches.py) -> canvas pixels.
+    """Unit-box strokes (testkit/sketches.py) -> canvas pixels.
 
     `height` px tall and `aspect` times as wide, centred on `centre`; `slant` leans the top right by that
     share of the height; `jitter` moves every point by up to that many pixels, as a hand does.
@@ -154,7 +154,7 @@ def smooth(line: Stroke, between: int = 2) -> Stroke:
 
 
 def digit(text: str, **style) -> list[Stroke]:
-    """One digit of tests/sketches.py's STROKES in canvas pixels; `style` as for `place`."""
+    """One digit of testkit/sketches.py's STROKES in canvas pixels; `style` as for `place`."""
     return place(STROKES[text], **style)
 
 

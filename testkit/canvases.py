@@ -1,9 +1,9 @@
-"""The drawings every benchmark uses: the ten digits stroked as a sketchpad strokes them (tests/sketches.py).
+"""The drawings every benchmark uses: the ten digits stroked as a sketchpad strokes them (testkit/sketches.py).
 
 The brush scales with the canvas: 20 px wide on the app's 280-px canvas (its 10-px brush radius), so a
 bigger canvas holds the same picture at a higher resolution.
 
-    python -c "from bench.canvases import sketch_values; print(len(sketch_values(280)))"
+    python -c "from testkit.canvases import sketch_values; print(len(sketch_values(280)))"
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from mnist_demo.data import IMAGE_SIZE, normalize
-from tests.sketches import draw, sketchpad
+from testkit.sketches import draw, sketchpad
 
 DIGITS = "0123456789"
 APP_CANVAS = 280  # px, app.CANVAS_SIZE (not imported: importing app builds the whole demo)

@@ -6,7 +6,7 @@ position, brush, hand tremor), so a test can draw the same digit many slightly d
 
 The pen is `sketches.stroke` (the preprocessing tests' round brush); this module adds the variations.
 
-    cd tests && python -c "from drawing_helpers import *; print(draw(UNUSUAL['crossed 7'][1], Style()).shape)"
+    python -c "from testkit.styles import *; print(draw(UNUSUAL['crossed 7'][1], Style()).shape)"
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
-from sketches import stroke
+
+from testkit.sketches import stroke
 
 CANVAS_SIDE = 280  # the app's Sketchpad is 280 x 280
 BRUSH_PX = 20  # the app's brush width

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.canvases import drawing, upload
+from testkit.canvases import drawing, upload
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 90  # generous: a loaded machine can take several times the usual start-up
