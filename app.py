@@ -12,17 +12,13 @@ import importlib.util
 import os
 import sys
 import tempfile
-from io import BytesIO
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
-import PIL.Image
 import torch
-from gradio.data_classes import FileData
 
 from mnist_demo import live
-from mnist_demo.canvas import MAX_SIDE, MIN_SIDE
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, checkpoint_bytes, load_checkpoint
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, mnist_available, mnist_root, raw_dir
 from mnist_demo.finetune import FinetuneConfig, finetune
@@ -33,6 +29,7 @@ from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import enlarge, gallery_tile, heatmap, side_by_side
 from mnist_demo.segment import split_digits
 from mnist_demo.train import Progress
+from ui.components import SafeSketchpad
 
 TITLE = "Draw a digit, watch a network learn"
 DESCRIPTION = """Draw a digit (or a whole number) and see what a small neural network thinks, live: all ten
@@ -80,38 +77,6 @@ DEFAULT_SIZE = {"cnn": live.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
 def sketch_example(path: Path) -> dict:
     """A PNG as a Sketchpad value: the picture as the background, so that strokes drawn next go on top."""
     return {"background": str(path), "layers": [], "composite": str(path)}
-
-
-class SafeSketchpad(gr.Sketchpad):
-    """A Sketchpad that checks each image's size from its header before Gradio decodes it.
-
-    Gradio turns every uploaded layer into a full array before our handler runs, so a 20000 x 20000 PNG
-    sent to /predict (a 1 MB file of blank pixels) would cost 1.6 GB before any check of ours could
-    refuse it. Unreadable and truncated files get a clear message instead of a traceback.
-    """
-
-    def get_block_name(self) -> str:  # the front end of every Sketchpad is the ImageEditor's
-        return "imageeditor"
-
-    def get_block_class(self) -> str:
-        return "imageeditor"
-
-    def convert_and_format_image(self, file: FileData | bytes | None, flatten_on_white: bool = False):
-        if file is None:
-            return None
-        try:
-            with PIL.Image.open(file.path if isinstance(file, FileData) else BytesIO(file)) as header:
-                width, height = header.size  # read from the header: nothing is decoded yet
-        except PIL.Image.DecompressionBombError:  # PIL's own guard, for sizes far beyond ours
-            raise gr.Error(f"The image is far too large; each side must be {MIN_SIDE} to {MAX_SIDE} pixels.") from None
-        except (OSError, ValueError):
-            raise gr.Error("That is not an image file Gradio can read (PNG, JPEG or WebP).") from None
-        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-            raise gr.Error(f"The image is {width} x {height} pixels; each side must be {MIN_SIDE} to {MAX_SIDE}.")
-        try:
-            return super().convert_and_format_image(file, flatten_on_white)
-        except (OSError, ValueError, SyntaxError):
-            raise gr.Error("The image file is damaged or truncated.") from None
 
 
 def tune_process() -> None:
