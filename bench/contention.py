@@ -16,7 +16,7 @@ import time
 
 from bench.report import Result
 from bench.roundtrip import stroke
-from mnist_demo import live
+from mnist_demo import limits
 from testkit.canvases import png_files
 from testkit.server import App, connect, running, train_args
 from testkit.timing import Stats
@@ -26,7 +26,7 @@ REPEATS = {True: 20, False: 100}  # strokes while training; as many again on the
 TARGET_RATIO = 2.0
 START_TIMEOUT_S = 120  # until the training run streams its first update (it loads MNIST first)
 # The Train tab's defaults, made long enough to last (it is cancelled as soon as the strokes are done).
-LONG_RUN = dataclasses.replace(live.APP_DEFAULTS, epochs=live.MAX_EPOCHS, train_size=live.MAX_TRAIN_SIZE)
+LONG_RUN = dataclasses.replace(limits.APP_DEFAULTS, epochs=limits.MAX_EPOCHS, train_size=limits.MAX_TRAIN_SIZE)
 
 
 def strokes(client, files, n: int) -> list[float]:
@@ -57,7 +57,7 @@ def run(quick: bool, app: App | None = None) -> list[Result]:
             status = job.outputs()[-1][2] if job.outputs() else ""
         finally:
             job.cancel()
-        time.sleep(1.0)  # the cancel lands at the run's next yield (at most live.UPDATE_EVERY_S later)
+        time.sleep(1.0)  # the cancel lands at the run's next yield (at most runs.UPDATE_EVERY_S later)
         idle += strokes(drawer, files, n - n // 2)
 
     idle_ms, busy_ms = Stats.of(idle).scaled(1e3), Stats.of(busy).scaled(1e3)

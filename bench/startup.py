@@ -18,7 +18,7 @@ import time
 
 from bench.report import Result
 from bench.roundtrip import stroke
-from mnist_demo import live
+from mnist_demo import limits
 from mnist_demo.data import IMAGE_SIZE
 from testkit.canvases import png_files
 from testkit.server import MB, launched, train_args
@@ -27,8 +27,8 @@ from testkit.timing import Stats
 NAME = "startup"
 LAUNCHES = {True: 1, False: 3}
 TRAIN = {
-    True: dataclasses.replace(live.APP_DEFAULTS, epochs=1, train_size=3_000),  # a short run, same model
-    False: live.APP_DEFAULTS,
+    True: dataclasses.replace(limits.APP_DEFAULTS, epochs=1, train_size=3_000),  # a short run, same model
+    False: limits.APP_DEFAULTS,
 }
 TRAIN_TIMEOUT_S = 300
 SAMPLE_EVERY_S = 0.05

@@ -41,7 +41,7 @@ BUGS = [
     (
         "`lr=0.01` for Adam",
         "too high for this network: the loss keeps bouncing; about 95% test accuracy",
-        "0.001-0.002, or a one-cycle schedule (see weights/README.md for measured numbers)",
+        "0.001-0.002, or a one-cycle schedule: 96.4% and 96.9% for the same network, 5 epochs each",
     ),
     (
         '"zero_grad stores the gradients"',
@@ -66,8 +66,10 @@ def constants() -> str:
     return "```python\n" + "\n".join(f"{n} = {getattr(data, n)!r}" for n in names) + "\n```"
 
 
-def guide_markdown() -> str:
-    """The whole Guide tab as Markdown."""
+def guide_markdown(accuracy: dict[str, float] | None = None) -> str:
+    """The whole Guide tab as Markdown; `accuracy` holds the shipped models' MNIST test accuracies by name."""
+    accuracy = accuracy or {}
+    cnn, guide = (f"{accuracy[n]:.2%}" if n in accuracy else "(not measured)" for n in ("cnn", "mlp-guide"))
     bug_rows = "\n".join(f"| {bug} | {why} | {fix} |" for bug, why, fix in BUGS)
     return f"""
 ## The guide, fixed: the code this app runs
@@ -106,7 +108,9 @@ and standard deviation, the same numbers the Draw tab uses on your sketch.
 ### 3. Loss and optimizer
 
 Ten classes means a multi-class problem, so the loss is cross-entropy (`F.cross_entropy` in the loop).
-The optimizer is the guide's Adam, or SGD with momentum:
+The optimizer is the guide's Adam, SGD with momentum, or Muon. Muon is a newer optimizer that turns
+each layer's update into an orthogonal matrix (every direction moves by the same amount), which trains
+the CNN to 99% in fewer steps; the Train tab offers Adam and SGD.
 
 {source(train.make_optimizer)}
 
@@ -118,5 +122,21 @@ with respect to every parameter), `optimizer.step()` (moves each parameter again
 After each epoch the model is evaluated on the 10,000 test images it never trained on. The loop is a
 generator: the command line prints what it yields, this app plots it, and Stop closes it.
 
+Two lines are about speed, not learning. `memory_format` stores the CNN's images channel by channel
+for each pixel ("channels-last"), the layout the CPU's convolution kernels run fastest on. `autocast`
+(off unless asked for) computes in 16-bit bfloat16 where that is safe, which is faster on GPUs and on
+CPUs with bfloat16 units.
+
 {source(train.train)}
+
+### 5. Beyond the guide: the CNN
+
+The guide's MLP sees an image as 784 unrelated numbers. A convolutional network slides small 3x3
+filters over the image instead, so a stroke is recognised wherever it is, and each pooling step halves
+the picture while the next layer looks at a wider area. This small CNN is the app's default: {cnn}
+on the test set against the guide's {guide}, with about as many parameters as a 128-unit MLP.
+
+{source(models.conv_block)}
+
+{source(models.SmallCNN)}
 """

@@ -22,6 +22,11 @@ MAX_DIGITS = 12  # a canvas holding more separate marks than this is scribble, n
 NUMBER_ALTERNATIVES = 4  # readings of a multi-digit number shown beside the best one
 
 
+def with_article(digit: int) -> str:
+    """'a 7', 'an 8': a digit as a sentence says it."""
+    return f"{'an' if digit == 8 else 'a'} {digit}"
+
+
 @dataclass(frozen=True)
 class DigitGuess:
     """The model's answer for one digit of a drawing."""
@@ -76,7 +81,7 @@ class Reading:
             d = self.digits[0]
             if doubtful:
                 return f"Not sure: {d.digit} or {d.runner_up}?"
-            return f"It's a {d.digit} ({d.confidence:.0%} sure)."
+            return f"It's {with_article(d.digit)} ({d.confidence:.0%} sure)."
         if doubtful:
             alternatives = ", ".join(f"{d.digit} or {d.runner_up}" for d in doubtful)
             return f"Reads {self.text}, but not sure about some digits ({alternatives}?)"

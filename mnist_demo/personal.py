@@ -213,6 +213,7 @@ class PersonalSet:
             if declared > MAX_TOTAL_BYTES:
                 raise ValueError(f"the zip unpacks to {declared / 2**20:.0f} MB; at most {MAX_TOTAL_BYTES // 2**20} MB")
             added, skipped = [], []
+            known = {_identity(e) for e in self.entries}  # an archive imported twice adds nothing the second time
             for member in members:
                 if member.is_dir():
                     continue
@@ -227,10 +228,18 @@ class PersonalSet:
                     entry, why = _read_member(archive, member, label)
                     if entry is None:
                         skipped.append((member.filename, why))
+                    elif _identity(entry) in known:
+                        skipped.append((member.filename, "already in your drawings"))
                     else:
+                        known.add(_identity(entry))
                         added.append(entry)
         self.entries.extend(added)
         return ImportReport(len(added), skipped)
+
+
+def _identity(entry: Entry) -> tuple[int, bytes]:
+    """What makes two entries the same drawing: the digit and the 28 x 28 image the network sees."""
+    return entry.label, entry.image.tobytes()
 
 
 def _check_directory(data: bytes) -> None:

@@ -91,7 +91,7 @@ def main() -> int:
 
     import app
 
-    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.LAUNCH)
+    _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         with sync_playwright() as playwright:
             browser = launch(playwright)

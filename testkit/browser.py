@@ -270,8 +270,8 @@ def wait_for_text(page, selector: str, pattern: str, timeout: float = WAIT_MS) -
 
 
 def reading_pattern(text: str) -> str:
-    """The verdict for a sure reading of `text`: "It's a 7 (98% sure)." or "Reads 42 (90% sure)."."""
-    return rf"^It's a {text} \(" if len(text) == 1 else rf"^Reads {text} \("
+    """The verdict for a sure reading of `text`: "It's a 7 (98% sure).", "It's an 8 ..." or "Reads 42 (90% sure)."."""
+    return rf"^It's an? {text} \(" if len(text) == 1 else rf"^Reads {text} \("
 
 
 def wait_for_reading(page, text: str) -> str:

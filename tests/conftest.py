@@ -37,11 +37,19 @@ def app_url():
     """The real app (app.py's `demo`), launched once on a free loopback port; its URL."""
     import app
 
-    _, url, _ = app.demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.LAUNCH)
+    _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         yield url
     finally:
         app.demo.close()
+
+
+@pytest.fixture(scope="session")
+def models():
+    """The shipped models behind the app's picker (no app is built)."""
+    from ui.common import Models
+
+    return Models.shipped()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""The app: handlers called directly on Sketchpad-shaped values, then the launched app through gradio_client."""
+"""The app: the Draw and Train tabs' handlers called directly on Sketchpad-shaped values, the model picker,
+then the launched app through gradio_client."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -11,17 +13,24 @@ import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
 
-import app
-from mnist_demo.inference import SharedModels
-from mnist_demo.live import Visitor
+from mnist_demo.session import LATEST, MAX_OWN_MODELS, Visitor
 from testkit.sketches import draw, sketchpad
+from ui import draw as draw_tab
+from ui.common import SHIPPED
+from ui.draw import DrawHandlers
+from ui.train import TrainHandlers
 
 CLEARED = {"background": None, "layers": [], "composite": None}  # never drawn, or after the trash can
 
 
 @pytest.fixture(scope="module")
-def handlers():
-    return app.Handlers(SharedModels.from_folder(app.WEIGHTS, tuple(app.SHIPPED)))
+def handlers(models):
+    return DrawHandlers(models)
+
+
+@pytest.fixture(scope="module")
+def trainer(models):
+    return TrainHandlers(models)
 
 
 def top(label: dict[str, float]) -> str:
@@ -36,9 +45,9 @@ def test_each_drawn_digit_is_read(handlers, digit):
 
 
 def test_the_example_drawings_are_read_as_the_digit_in_their_name(handlers):
-    assert len(app.EXAMPLES) >= 3
-    for path in app.EXAMPLES:
-        example = app.sketch_example(path)
+    assert len(draw_tab.EXAMPLES) >= 3
+    for path in draw_tab.EXAMPLES:
+        example = draw_tab.sketch_example(path)
         assert example["background"] == example["composite"] == str(path)
         pixels = np.asarray(PIL.Image.open(path))  # what the numpy Sketchpad hands the handler
         label = handlers.predict({"background": pixels, "layers": [], "composite": pixels}, "cnn", None)
@@ -74,6 +83,10 @@ def test_explain_shows_the_input_and_the_saliency(handlers):
     assert (why[..., 0] > why[..., 2] + 60).any()  # some pixels are red: they pushed towards the 7
 
 
+def test_an_eight_is_an_eight(handlers):
+    assert handlers.explain(sketchpad(draw("8")), "cnn", None)[0].startswith("### It's an 8 (")
+
+
 def test_unsure_answers_say_so(handlers, monkeypatch):
     import mnist_demo.inference as inference
 
@@ -83,14 +96,14 @@ def test_unsure_answers_say_so(handlers, monkeypatch):
 
 
 def test_every_shipped_model_answers(handlers):
-    for name in app.SHIPPED:
+    for name in SHIPPED:
         assert top(handlers.predict(sketchpad(draw("1")), name, None)) == "1", name
 
 
 def test_your_model_needs_training_first(handlers):
     with pytest.raises(gr.Error, match="train one"):
-        handlers.predict(sketchpad(draw("1")), app.YOURS, Visitor())
-    assert "train one" in handlers.explain(sketchpad(draw("1")), app.YOURS, Visitor())[0]
+        handlers.predict(sketchpad(draw("1")), LATEST, Visitor())
+    assert "train one" in handlers.explain(sketchpad(draw("1")), LATEST, Visitor())[0]
 
 
 def test_garbage_canvas_gives_a_clear_error(handlers):
@@ -126,28 +139,73 @@ def train_args(**changes):
         {"batch_size": 10**6},
     ],
 )
-def test_bad_training_settings_are_refused(handlers, changes):
+def test_bad_training_settings_are_refused(trainer, changes):
     with pytest.raises(gr.Error, match="Cannot train"):
-        next(handlers.train(*train_args(**changes).values(), Visitor()))
+        next(trainer.train(*train_args(**changes).values(), Visitor()))
 
 
 @pytest.mark.mnist
-def test_training_streams_and_gives_the_visitor_a_model(handlers, mnist_test):
+def test_training_streams_and_gives_the_visitor_a_model(handlers, trainer, mnist_test):
     visitor = Visitor()
     visitor.drawings.add(sketchpad(draw("3")), 3)
-    updates = list(handlers.train(*train_args(probe=0).values(), visitor))
+    updates = list(trainer.train(*train_args(probe=0, epochs=2).values(), visitor))
     losses, accuracies, status, _, probed, confusion, gallery, weights = updates[-1]
-    assert status.startswith("done") and len(losses) >= 1 and list(accuracies["epoch"]) == [1]
-    assert visitor.model is not None and visitor.model.name == "cnn"
-    picker = next(u[3] for u in updates if "choices" in u[3])  # the epoch's end selected the new model
+    assert status.startswith("done") and len(losses) >= 1
+    # Whole epochs on the accuracy plot's axis, a point from the first epoch on, and room below it.
+    rows = accuracies.value["data"]
+    assert [epoch for epoch, _ in rows] == ["1", "2"] and accuracies.value["mark"] == "point"
+    assert accuracies.y_lim[0] < min(a for _, a in rows) <= max(a for _, a in rows) <= accuracies.y_lim[1] == 100
+    # One run is one model of the visitor's, replaced epoch by epoch, and picked in the Draw tab.
+    assert len(visitor.models) == 1 and visitor.latest.checkpoint.name == "cnn" and visitor.run is None
+    assert visitor.latest.origin == "trained: CNN, 4 channels, 2 epochs of 200 images"
+    pickers = [u[3] for u in updates if isinstance(u[3], gr.Dropdown)]
+    assert len(pickers) == 2 and all(p.value == visitor.latest.key for p in pickers)
+    assert visitor.latest.key in [value for _, value in pickers[-1].choices]
     assert sorted(probed) == list("0123456789")  # the watched drawing, read by the model in training
-    assert app.YOURS in [value for _, value in picker["choices"]] and picker["value"] == app.YOURS
     assert confusion.shape == (10, 11) and confusion.iloc[:, 1:].to_numpy().sum() == 10_000
     assert len(gallery) > 0 and all(re.fullmatch(r"\d → \d", caption) for _, caption in gallery)
     from mnist_demo.checkpoint import load_checkpoint
 
-    assert load_checkpoint(weights).metadata["test_accuracy"] == visitor.model.test_accuracy
-    assert handlers.predict(sketchpad(draw("1")), app.YOURS, visitor) is not None
+    assert load_checkpoint(weights["value"]).metadata["test_accuracy"] == visitor.latest.checkpoint.test_accuracy
+    assert handlers.predict(sketchpad(draw("1")), LATEST, visitor) is not None
+    assert handlers.predict(sketchpad(draw("1")), visitor.latest.key, visitor) is not None
+
+
+@pytest.mark.mnist
+def test_stop_says_what_it_kept_and_says_when_nothing_runs(trainer, mnist_test):
+    visitor = Visitor()
+    assert trainer.stopped(visitor)[0].startswith("Nothing is running")
+    run = trainer.train(*train_args(epochs=3).values(), visitor)
+    while not any(isinstance(out, gr.Dropdown) for out in next(run)):  # until the first epoch's model
+        pass
+    run.close()  # what Stop does to the generator
+    status, download = trainer.stopped(visitor)
+    assert status.startswith("stopped · your model #1 after 1 epoch is kept") and download["visible"]
+    assert trainer.stopped(visitor)[0].startswith("Nothing is running")  # the run was reported once
+    run = trainer.train(*train_args(epochs=3).values(), visitor)
+    next(run)
+    run.close()
+    if visitor.run is not None and visitor.run.model_key is None:  # stopped before its first epoch ended
+        assert trainer.stopped(visitor)[0].startswith("stopped · no epoch had finished")
+
+
+def test_the_picker_lists_every_model_of_the_visitor_and_picks_any(models, handlers):
+    visitor = Visitor()
+    cnn = models.pick("cnn", None)
+    keys = [visitor.adopt(cnn, f"model {i}") for i in range(MAX_OWN_MODELS + 2)]
+    assert [own.key for own in visitor.models] == keys[-MAX_OWN_MODELS:]  # the oldest went first
+    choices = [value for _, value in models.choices(visitor)]
+    assert choices == [*SHIPPED, *keys[-MAX_OWN_MODELS:]]
+    assert models.picker(visitor).value == keys[-1]  # the newest is picked after a change
+    for key in [*SHIPPED, *keys[-MAX_OWN_MODELS:], LATEST]:
+        assert top(handlers.predict(sketchpad(draw("1")), key, visitor)) == "1", key
+    with pytest.raises(gr.Error, match="no model of your own"):
+        handlers.predict(sketchpad(draw("1")), keys[0], visitor)  # dropped from the history: a clear error
+    with pytest.raises(gr.Error, match="There is no model"):
+        handlers.predict(sketchpad(draw("1")), "resnet", visitor)
+    # A run's later epochs replace its own entry; the rest keep their place and key.
+    again = visitor.adopt(cnn, "epoch 2", replace=keys[-1])
+    assert again == keys[-1] and visitor.latest.origin == "epoch 2" and len(visitor.models) == MAX_OWN_MODELS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,9 +249,9 @@ def test_client_trains_stops_and_keeps_models_apart(app_url, tmp_path, mnist_tes
     job = alice.submit(**train_args(), api_name="/train")
     statuses = [out[2] for out in job]
     assert statuses[-1].startswith("done") and len(statuses) >= 2
-    assert len(alice.predict(value, app.YOURS, api_name="/predict")["confidences"]) == 10
+    assert len(alice.predict(value, LATEST, api_name="/predict")["confidences"]) == 10
     with pytest.raises(Exception, match="yours|train one"):
-        bob.predict(value, app.YOURS, api_name="/predict")  # Alice's model is hers alone
+        bob.predict(value, LATEST, api_name="/predict")  # Alice's model is hers alone
 
     long_run = bob.submit(**train_args(epochs=10, train_size=60_000, size=16), api_name="/train")
     next(iter(long_run))  # it has started and streamed its first update
@@ -204,3 +262,22 @@ def test_client_trains_stops_and_keeps_models_apart(app_url, tmp_path, mnist_tes
     start = time.monotonic()
     assert alice.submit(**train_args(seed=1), api_name="/train").result(timeout=120)[2].startswith("done")
     assert time.monotonic() - start < 60
+
+
+def test_importing_the_app_leaves_the_process_as_it_was():
+    """Importing app.py (for a constant, or by a test) builds the demo but tunes nothing: that is for launch."""
+    import subprocess
+    import sys
+
+    script = """
+import os, sys, torch
+threads = torch.get_num_threads()
+import app
+assert torch.get_num_threads() == threads, (torch.get_num_threads(), threads)
+assert sys.modules.get("matplotlib", "absent") is not None, "matplotlib was stubbed"
+assert "GRADIO_ANALYTICS_CACHE_FREQUENCY" not in os.environ
+assert isinstance(app.demo, app.gr.Blocks)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_CACHE_FREQUENCY"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,39 +1,52 @@
-"""The app's "teach it your handwriting" handlers: correcting guesses, the personal set, fine-tuning, restoring,
-and loading a model file (safetensors only, never unpickled)."""
+"""The app's "teach it your handwriting" handlers: correcting guesses, the personal set, fine-tuning, and
+loading a model file (safetensors only, never unpickled), each new model joining the visitor's models."""
 
 from __future__ import annotations
 
 import pickle
 
 import gradio as gr
-import numpy as np
 import pytest
 import torch
 
-import app
 from mnist_demo.checkpoint import save_checkpoint
-from mnist_demo.inference import SharedModels
-from mnist_demo.live import Visitor
 from mnist_demo.models import build_model
+from mnist_demo.session import LATEST, Visitor
 from testkit.sketches import draw, sketchpad
 from testkit.styles import UNUSUAL, variations
 from testkit.styles import draw as draw_style
+from ui.draw import DrawHandlers
+from ui.drawings import DrawingsHandlers
+from ui.train import TrainHandlers
 
 
 @pytest.fixture(scope="module")
-def handlers():
-    return app.Handlers(SharedModels.from_folder(app.WEIGHTS, tuple(app.SHIPPED)))
+def handlers(models):
+    return DrawingsHandlers(models)
 
 
-def test_correcting_a_guess_adds_the_drawing(handlers):
+@pytest.fixture(scope="module")
+def reader(models):
+    return DrawHandlers(models)
+
+
+@pytest.fixture(scope="module")
+def trainer(models):
+    return TrainHandlers(models)
+
+
+def test_correcting_a_guess_adds_the_drawing(handlers, monkeypatch):
+    told = []
+    monkeypatch.setattr(gr, "Info", told.append)
     visitor = Visitor()
-    gallery, score, score_again, probes = handlers.add(sketchpad(draw("7")), "1", "cnn", visitor)
+    gallery, score, score_again = handlers.add(sketchpad(draw("7")), "1", "cnn", visitor)
     assert [e.label for e in visitor.drawings.entries] == [1]
     assert visitor.drawings.entries[0].image.shape == (28, 28)
     assert gallery[0][1] == "1, read as 7"  # the CNN reads a 7; the visitor says it is their 1
     assert score == score_again and "0 of your 1 drawings" in score and "MNIST test" in score
-    assert probes["choices"] == [("none", -1), ("#1: a 1", 0)]
-    _, score, _, _ = handlers.add(sketchpad(draw("3")), "3", "cnn", visitor)
+    assert told == ["Added a 1 to your drawings (1 now)."]  # the visitor sees that it worked
+    assert TrainHandlers.probes(visitor).choices == [("none", -1), ("#1: a 1", 0)]
+    _, score, _ = handlers.add(sketchpad(draw("3")), "3", "cnn", visitor)
     assert "1 of your 2 drawings (50%)" in score
 
 
@@ -69,7 +82,7 @@ def test_export_then_import_round_trip(handlers):
     visitor, other = Visitor(), Visitor()
     for digit in "407":
         handlers.add(sketchpad(draw(digit)), digit, "cnn", visitor)
-    path = handlers.export(visitor)
+    path = handlers.export(visitor)["value"]
     gallery, score, *_ = handlers.import_set(path, "cnn", other)
     assert sorted(e.label for e in other.drawings.entries) == [0, 4, 7]
     assert "3 of your 3" in score
@@ -93,50 +106,57 @@ def never_unpickle(monkeypatch):
         monkeypatch.setattr(module, name, forbidden)
 
 
-def test_loading_a_model_file(handlers, tmp_path, never_unpickle):
+def test_loading_a_model_file(trainer, reader, tmp_path, never_unpickle):
     path = save_checkpoint(tmp_path / "mine.safetensors", build_model("mlp", 16), test_accuracy=0.9)
     visitor = Visitor()
-    status, picker = handlers.upload(str(path), visitor)
-    assert status.startswith("loaded your MLP") and picker["value"] == app.YOURS
-    assert handlers.predict(sketchpad(draw("1")), app.YOURS, visitor) is not None
+    status, picker = trainer.upload(str(path), visitor)
+    assert status.startswith("loaded your MLP as your model #1") and picker.value == visitor.latest.key
+    assert visitor.latest.origin == "loaded from mine.safetensors: MLP"
+    assert reader.predict(sketchpad(draw("1")), LATEST, visitor) is not None
 
-    before = visitor.model
     for bad in (b"\x80\x04garbage pickle", pickle.dumps({"w": [1.0]})):
         (tmp_path / "bad.safetensors").write_bytes(bad)
         with pytest.raises(gr.Error, match="Not loaded"):
-            handlers.upload(str(tmp_path / "bad.safetensors"), visitor)
-    assert visitor.model is before  # a refused file leaves the visitor's model as it was
+            trainer.upload(str(tmp_path / "bad.safetensors"), visitor)
+    assert len(visitor.models) == 1  # a refused file adds nothing
 
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_fine_tuning_makes_it_yours_and_restore_goes_back(handlers, mnist_test, one_thread):
+def test_fine_tuning_adds_a_model_and_every_earlier_one_stays_pickable(handlers, reader, mnist_test, one_thread):
     visitor = Visitor()
     for _, (digit, strokes) in list(UNUSUAL.items())[:4]:
         for style in variations(3, seed=digit):
             visitor.drawings.add(draw_style(strokes, style), digit)
-    updates = list(handlers.finetune("cnn", visitor))
-    status, _, picker = updates[-1]
-    assert updates[0][0].startswith("measuring") and any("step" in u[0] for u in updates)
+    first = list(handlers.finetune("cnn", visitor))
+    status, _, picker = first[-1]
+    assert first[0][0].startswith("measuring") and any("step" in u[0] for u in first)
     assert status.startswith("done: your drawings:") and "MNIST" in status
-    assert picker["value"] == app.YOURS and visitor.model is not None and visitor.previous is None
-    assert handlers.predict(sketchpad(draw("1")), app.YOURS, visitor) is not None
-
-    picker = handlers.restore(visitor)  # back to the shipped CNN: the fine-tuned model waits in `previous`
-    assert picker["value"] == "cnn" and visitor.model is None and visitor.previous is not None
-    assert handlers.restore(visitor)["value"] == app.YOURS
-
-
-def test_fine_tuning_needs_drawings(handlers):
-    with pytest.raises(gr.Error, match="Cannot fine-tune"):
-        list(handlers.finetune("cnn", Visitor()))
+    assert picker.value == visitor.latest.key == "yours-1"
+    assert visitor.latest.origin == f"fine-tuned: the CNN on {len(visitor.drawings)} of your drawings"
+    # Fine-tuning your own model makes a second one; the first, and the shipped CNN, can still be picked.
+    status, _, picker = list(handlers.finetune("yours-1", visitor))[-1]
+    assert picker.value == "yours-2" and "your model #1" in visitor.latest.origin
+    assert [value for _, value in picker.choices][-2:] == ["yours-1", "yours-2"]
+    for key in ("cnn", "yours-1", "yours-2"):
+        assert reader.predict(sketchpad(draw("1")), key, visitor) is not None
 
 
-def test_restore_with_nothing_to_restore(handlers):
-    with pytest.raises(gr.Error, match="no earlier model"):
-        handlers.restore(Visitor())
+def test_fine_tuning_needs_drawings_and_says_so_before_anything_else(handlers):
+    run = handlers.finetune("cnn", Visitor())
+    with pytest.raises(gr.Error, match="Cannot fine-tune: add some drawings"):
+        next(run)  # no "measuring the model..." status first
+
+
+def test_importing_the_same_archive_twice_adds_nothing_the_second_time(handlers):
+    visitor, other = Visitor(), Visitor()
+    for digit in "407":
+        handlers.add(sketchpad(draw(digit)), digit, "cnn", visitor)
+    path = handlers.export(visitor)["value"]
+    handlers.import_set(path, "cnn", other)
+    handlers.import_set(path, "cnn", other)
+    assert sorted(e.label for e in other.drawings.entries) == [0, 4, 7]
 
 
 def test_score_without_drawings(handlers):
     assert handlers.score("cnn", Visitor()).startswith("No drawings of yours yet")
-    assert np.isfinite(handlers.shared.get("cnn").test_accuracy)

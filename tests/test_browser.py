@@ -116,10 +116,19 @@ def stop_and_settle(page) -> str:
     return text_of(page, "#status")
 
 
-def picker_values(page) -> dict[str, bool]:
-    """The Draw tab's model picker: value -> checked."""
-    return page.evaluate("""Object.fromEntries(
-      [...document.querySelectorAll('#picker input')].map(i => [i.value, i.checked]))""")
+def picked(page) -> str:
+    """The label of the model the Draw tab's picker shows."""
+    return page.input_value("#picker input")
+
+
+def picker_options(page) -> list[str]:
+    """Every model the Draw tab's picker offers (it is opened to read them, then closed)."""
+    page.locator("#picker input").click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    names = options.all_inner_texts()
+    page.keyboard.press("Escape")
+    return [name.strip() for name in names]
 
 
 @pytest.mark.browser
@@ -167,14 +176,14 @@ def test_train_watch_stop_then_draw_with_your_model(visit, mnist_train):
 
     epoch_one = wait_for_text(page, "#status", r"test accuracy \d")  # the first epoch is evaluated
     assert not epoch_one.startswith("done"), "the run ended before it could be stopped: make it longer"
-    assert picker_values(page).get("yours") is True  # the new model is selected in the Draw tab already
+    mine = "Yours #1: trained: CNN, 8 channels, 3 epochs of 20,000 images"
+    assert picked(page).startswith(mine)  # the new model is picked in the Draw tab already
 
     status = stop_and_settle(page)
-    assert status == "stopped · your model from the last finished epoch is kept", status
+    assert re.fullmatch(r"stopped · your model #1 after [12] epochs? is kept and picked in the Draw tab", status)
 
     tab(page, "Draw")
-    picked = page.locator("#picker label").filter(has=page.locator('input[value="yours"]'))
-    assert picked.inner_text().startswith("Yours: CNN"), picked.inner_text()
+    assert picked(page).startswith(mine) and any(o.startswith(mine) for o in picker_options(page))
     Pad(page).draw(digit("0", height=180))
     wait_for_reading(page, "0")
 
@@ -187,14 +196,14 @@ def test_another_visitor_keeps_the_shipped_model_while_one_trains(visit, mnist_t
     set_training(alice, epochs=10)  # a minute or more: it is stopped below
     alice.click("#train")
     wait_for_text(alice, "#status", r"test accuracy \d")
-    assert picker_values(alice).get("yours") is True
+    assert picked(alice).startswith("Yours #1")
 
-    assert "yours" not in picker_values(bob) and picker_values(bob)["cnn"] is True
+    assert picked(bob).startswith("CNN (") and not any(o.startswith("Yours") for o in picker_options(bob))
     Pad(bob).draw(digit("7", height=170))
     wait_for_reading(bob, "7")
     still = text_of(alice, "#status")
     assert re.match(r"^epoch \d+/10 · ", still), f"Alice's run should still be going: {still!r}"
-    assert "yours" not in picker_values(bob)
+    assert not any(o.startswith("Yours") for o in picker_options(bob))
 
     assert not stop_and_settle(alice).startswith("epoch 10/10")  # stopped, and the queue is free for others
 
@@ -230,3 +239,29 @@ def test_a_clicked_example_is_read(visit):
     examples.nth(which).click()
     wait_for_reading(page, "7")
     page.locator("#seen img").wait_for()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_on_a_phone_the_verdict_is_under_the_pad_without_scrolling(browser, app_url, request):
+    page = new_page(browser, app_url, viewport=PHONE)
+    try:
+        pad = Pad(page)
+        pad.wait_until_ready()
+        pad.draw(digit("7", height=170))
+        wait_for_reading(page, "7")
+        boxes = page.evaluate("""() => Object.fromEntries(['#pad', '#verdict', '#pred'].map(
+          s => [s, document.querySelector(s).getBoundingClientRect().toJSON()]))""")
+        assert page.evaluate("window.scrollY") == 0
+        pad_box, verdict, pred = boxes["#pad"], boxes["#verdict"], boxes["#pred"]
+        assert pad_box["top"] >= 0 and verdict["top"] >= pad_box["bottom"] - 1  # the verdict comes right after the pad
+        assert verdict["bottom"] <= PHONE["height"], boxes  # on the first screen, with the top probabilities below it
+        assert pred["top"] + 60 <= PHONE["height"], boxes
+    except BaseException:
+        print(f"\nscreenshots and console logs: {save_evidence([page], request.node.name)}")
+        raise
+    finally:
+        page.context.close()

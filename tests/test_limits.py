@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import app
-from mnist_demo import canvas, checkpoint, inference, live, personal
+from mnist_demo import canvas, checkpoint, inference, limits, personal, session
+from ui import common
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -12,14 +13,15 @@ LIMITS = [
     ("Digits read on one canvas", f"{inference.MAX_DIGITS}"),
     ("Uploaded file (weights, drawing archive)", f"{app.MAX_UPLOAD.upper()}"),
     ("Checkpoint file (command line)", f"{checkpoint.MAX_CHECKPOINT_BYTES // 2**20} MB"),
-    ("Epochs per training run", f"{live.MAX_EPOCHS}"),
-    ("Training images per run", f"{live.MIN_TRAIN_SIZE:,} to {live.MAX_TRAIN_SIZE:,}"),
-    ("Batch size", f"up to {live.MAX_BATCH_SIZE:,}"),
-    ("Model size", f"MLP up to {live.MAX_SIZE['mlp']:,} hidden units, CNN up to {live.MAX_SIZE['cnn']} channels"),
+    ("Epochs per training run", f"{limits.MAX_EPOCHS}"),
+    ("Training images per run", f"{limits.MIN_TRAIN_SIZE:,} to {limits.MAX_TRAIN_SIZE:,}"),
+    ("Batch size", f"up to {limits.MAX_BATCH_SIZE:,}"),
+    ("Model size", f"MLP up to {limits.MAX_SIZE['mlp']:,} hidden units, CNN up to {limits.MAX_SIZE['cnn']} channels"),
     ("Your drawings", f"{personal.MAX_DRAWINGS} per visitor"),
+    ("Your models", f"{session.MAX_OWN_MODELS} per visitor (the oldest goes first)"),
     ("Drawing archive import", f"{personal.MAX_MEMBERS:,} entries, {personal.MAX_TOTAL_BYTES // 2**20} MB unpacked"),
-    ("Training and fine-tuning at once", f"{app.TRAIN_CONCURRENCY} (the rest wait in the queue)"),
-    ("Predictions at once", f"{app.DRAW_CONCURRENCY}"),
+    ("Training and fine-tuning at once", f"{common.TRAIN_CONCURRENCY} (the rest wait in the queue)"),
+    ("Predictions at once", f"{common.DRAW_CONCURRENCY}"),
     ("Queue", f'{app.QUEUE_SIZE} waiting requests, then "queue full"'),
     ("Visitors whose state is kept", f"{app.SESSIONS:,} (least recently used dropped first)"),
 ]

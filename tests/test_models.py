@@ -8,10 +8,20 @@ from mnist_demo.models import GUIDE_HIDDEN, MAX_CROP, GuideMLP, SmallCNN, build_
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_models_return_logits_per_class(name):
+    torch.manual_seed(0)
     model = build_model(name).eval()
-    logits = model(torch.randn(5, 1, 28, 28))
+    x = torch.randn(5, 1, 28, 28)
+    logits = model(x)
     assert logits.shape == (5, 10)
-    assert not torch.allclose(logits.softmax(1).sum(1), logits.sum(1))  # raw scores, not probabilities
+    # The classifier's own output, nothing after it: softmax, log_softmax or any rescaling would differ.
+    if name == "mlp":
+        last = model.fc2(torch.relu(model.fc1(model.flatten(x))))
+    else:
+        last = model.classifier(model.features(x).flatten(1))
+    assert torch.equal(logits, last)
+    # Log-probabilities would each have a log-sum-exp of 0; probabilities would sum to 1.
+    assert not torch.allclose(torch.logsumexp(logits, 1), torch.zeros(5), atol=1e-3)
+    assert not torch.allclose(logits.sum(1), torch.ones(5), atol=1e-3)
 
 
 def test_guide_mlp_is_the_guide_network_fixed():

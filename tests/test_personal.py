@@ -194,7 +194,8 @@ def test_import_skips_bad_paths_and_files_with_reasons():
     archive = _zip(
         {
             "7/good.png": good,
-            "drawings/7/also-good.png": good,  # the zip of a folder DIR holding 0..9
+            "drawings/7/also-good.png": _png(seven(1)),  # the zip of a folder DIR holding 0..9
+            "7/same-again.png": good,  # the same drawing twice is one drawing
             "../../7/evil.png": good,
             "/7/abs.png": good,
             "7/../../evil.png": good,
@@ -218,6 +219,7 @@ def test_import_skips_bad_paths_and_files_with_reasons():
     report = mine.import_zip(archive)
     assert report.added == 2 and [e.label for e in mine.entries] == [7, 7]
     why = dict(report.skipped)
+    assert why["7/same-again.png"] == "already in your drawings"
     assert {why[n] for n in ("../../7/evil.png", "/7/abs.png", "7/../../evil.png", "C:/7/drive.png")} == {
         "path outside the archive"
     }
@@ -227,8 +229,8 @@ def test_import_skips_bad_paths_and_files_with_reasons():
     assert why["3/corrupt.png"] == why["3/truncated.png"] == "damaged image"
     assert why["3/huge.png"] == "image too large" and why["3/blank.png"] == "blank image"
     assert why["3/tiny.png"].startswith("unusable image")
-    assert len(report.skipped) == 17
-    assert "added 2 drawings; skipped 17: " in report.summary() and "2 not an image" in report.summary()
+    assert len(report.skipped) == 18
+    assert "added 2 drawings; skipped 18: " in report.summary() and "2 not an image" in report.summary()
 
 
 def test_import_refuses_unusable_archives_whole():

@@ -27,11 +27,10 @@ MAX_BYTES = 8_000  # a two-colour 280 x 280 PNG is about 1 kB
 
 
 @pytest.fixture(scope="module")
-def handlers():
-    import app
-    from mnist_demo.inference import SharedModels
+def handlers(models):
+    from ui.draw import DrawHandlers
 
-    return app.Handlers(SharedModels.from_folder(app.WEIGHTS, tuple(app.SHIPPED)))
+    return DrawHandlers(models)
 
 
 def test_every_digit_has_several_small_sketchpad_drawings():

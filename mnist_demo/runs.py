@@ -1,0 +1,220 @@
+"""Training and fine-tuning as the app shows them: streams of updates with plot frames, a status line and models.
+
+`train_stream` and `finetune_stream` wrap the loop (`train.train`) and `finetune.finetune`, and yield
+`RunUpdate`s at most every `UPDATE_EVERY_S`: the loss (and accuracy) frames for the plots, one line of
+status, and, whenever a newly evaluated model is ready, that model as a frozen CPU `Checkpoint` with a
+sentence saying what made it. They change nothing outside themselves: the caller adopts the models it
+is handed (`session.Visitor.adopt`), so a run can live in another thread or process (ZeroGPU runs it in
+a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
+
+    python -m pytest tests/test_runs.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
+from mnist_demo.data import load_mnist, normalize
+from mnist_demo.finetune import FinetuneConfig, FinetuneResult, finetune
+from mnist_demo.inference import prepare
+from mnist_demo.metrics import confusion_matrix, predict_split
+from mnist_demo.models import CNN_WIDTH, GUIDE_HIDDEN
+from mnist_demo.personal import PersonalSet
+from mnist_demo.train import Progress, TrainConfig, new_model, train
+
+UPDATE_EVERY_S = 0.3  # at most this often a new loss point reaches the browser, however fast the steps
+GALLERY_SIZE = 24  # misclassified test digits shown after a run
+ACCURACY_MARGIN = 1.0  # percentage points of room below the lowest accuracy on the plot's y axis
+MODEL_NAMES = {"cnn": "CNN", "mlp": "MLP"}
+SIZE_WORDS = {"cnn": "channels", "mlp": "hidden units"}
+
+
+class RunCounter:
+    """How many training and fine-tuning runs are in progress in this process: a closed or abandoned run
+    leaves the count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        with self._lock:
+            self._count += 1
+        try:
+            yield
+        finally:  # also on GeneratorExit, when Stop or a vanished client closes the run
+            with self._lock:
+                self._count -= 1
+
+    def count(self) -> int:
+        return self._count
+
+
+RUNS = RunCounter()  # shared by the whole app, like the queue it mirrors
+
+
+@dataclass(frozen=True)
+class Results:
+    """What a finished training run shows: where the model goes wrong."""
+
+    confusion: np.ndarray  # (10, 10) counts, rows are the true digit
+    mistakes: list[tuple[np.ndarray, str]]  # (28x28 uint8 image, "4 → 9": true digit, prediction) for a gallery
+
+
+@dataclass(frozen=True)
+class RunUpdate:
+    """One refresh of a run's view."""
+
+    losses: pd.DataFrame  # columns step (int), loss (float)
+    status: str
+    accuracies: pd.DataFrame | None = None  # columns epoch (str: whole epochs only), accuracy (percent)
+    checkpoint: Checkpoint | None = None  # a newly evaluated model for the visitor to adopt
+    origin: str = ""  # what made `checkpoint`, in a few words
+    results: Results | None = None  # set once, when a training run ends
+    probe: dict[str, float] | None = None  # what the model in training reads the watched drawing as
+    finetuned: FinetuneResult | None = None  # set once, when a fine-tuning run ends
+
+
+def loss_table(rows: list[tuple[int, float]]) -> pd.DataFrame:
+    """Loss points as a typed frame: an empty frame would be untyped, and the browser's plot would then
+    treat the axis as categories for the rest of the run."""
+    return pd.DataFrame(rows, columns=["step", "loss"]).astype({"step": "int64", "loss": "float64"})
+
+
+def accuracy_table(rows: list[tuple[int, float]]) -> pd.DataFrame:
+    """Test accuracy per epoch; the epoch is a category, so the axis shows whole epochs (1, 2, ...), never 1.2."""
+    return pd.DataFrame([(str(e), a) for e, a in rows], columns=["epoch", "accuracy"]).astype({"accuracy": "float64"})
+
+
+def accuracy_range(accuracies: pd.DataFrame) -> list[float]:
+    """The accuracy plot's y limits: room below the lowest point, 100 at the top, so one point is a point."""
+    low = float(accuracies["accuracy"].min()) if len(accuracies) else 90.0
+    return [max(0.0, float(np.floor(low - ACCURACY_MARGIN))), 100.0]
+
+
+def describe(config: TrainConfig) -> str:
+    """A training run's settings in a few words, e.g. 'CNN, 16 channels, 2 epochs of 12,000 images'."""
+    size = config.size or {"cnn": CNN_WIDTH, "mlp": GUIDE_HIDDEN}[config.model]
+    return (
+        f"{MODEL_NAMES[config.model]}, {size} {SIZE_WORDS[config.model]}, "
+        f"{config.epochs} epoch{'s' * (config.epochs != 1)} of {config.train_size:,} images"
+    )
+
+
+def snapshot(model: nn.Module, config: TrainConfig, event: Progress) -> Checkpoint:
+    """An evaluated, frozen CPU copy of `model` for the visitor to draw against."""
+    copy_ = prepare(copy.deepcopy(model).to("cpu"))
+    meta = checkpoint_metadata(
+        copy_,
+        config=dataclasses.asdict(config),
+        test_accuracy=event.test_accuracy,
+        seed=config.seed,
+        steps=event.step,
+        command="trained in the mnist-demo app",
+    )
+    return Checkpoint(copy_, meta)
+
+
+def status_line(event: Progress, config: TrainConfig, accuracy: float | None) -> str:
+    parts = [
+        f"epoch {event.epoch}/{config.epochs}",
+        f"step {event.step}/{event.total_steps}",
+        f"loss {event.loss:.3f}",
+        f"{event.samples_per_s:,.0f} images/s",
+    ]
+    if event.step < event.total_steps:
+        parts.append(f"about {event.seconds_left:.0f} s left")
+    if accuracy is not None:
+        parts.append(f"test accuracy {accuracy:.2%}")
+    return " · ".join(parts)
+
+
+def mistakes(model: nn.Module, limit: int = GALLERY_SIZE) -> Results:
+    """Confusion matrix on the MNIST test set and the first `limit` misclassified digits."""
+    test = load_mnist(train=False)
+    preds = predict_split(model, test)
+    wrong = torch.nonzero(preds != test.labels).flatten()[:limit].tolist()
+    gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(preds[i])}") for i in wrong]
+    return Results(confusion_matrix(test.labels, preds).numpy(), gallery)
+
+
+@torch.no_grad()
+def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
+    """{digit: probability} for one (28, 28) uint8 drawing, from a model in the middle of training."""
+    training = model.training
+    model.eval()  # batch norm must use its running statistics for a single image
+    probabilities = model(normalize(torch.from_numpy(image)[None])).softmax(dim=1)[0]  # (10,)
+    model.train(training)
+    return {str(d): float(p) for d, p in enumerate(probabilities)}
+
+
+def train_stream(config: TrainConfig, probe: np.ndarray | None = None) -> Iterator[RunUpdate]:
+    """Train a new model with `config`, yielding updates; each epoch's end brings the evaluated model.
+
+    `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
+    """
+    model, origin = new_model(config), f"trained: {describe(config)}"
+    losses: list[tuple[int, float]] = []
+    accuracies: list[tuple[int, float]] = []
+    last_sent, event, latest = 0.0, None, None
+
+    def update(status: str, **extra) -> RunUpdate:
+        read = None if probe is None else read_probe(model, probe)
+        return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
+
+    with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
+        for event in train(config, model, device=torch.device("cpu")):
+            losses.append((event.step, event.loss))
+            if event.test_accuracy is not None:
+                accuracies.append((event.epoch, 100 * event.test_accuracy))
+                latest = snapshot(model, config, event)
+                status = status_line(event, config, event.test_accuracy)
+                yield update(status, checkpoint=latest, origin=origin)
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
+                yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
+                last_sent = time.monotonic()
+
+        done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
+        yield update(done, results=mistakes(latest.model))
+
+
+def finetune_stream(
+    source: Checkpoint, drawings: PersonalSet, source_name: str, config: FinetuneConfig = FinetuneConfig()
+) -> Iterator[RunUpdate]:
+    """Fine-tune a copy of `source` on the visitor's `drawings`; the last update brings the new model.
+
+    Raises ValueError before the first update when there is nothing to fine-tune on.
+    """
+    if not len(drawings):
+        raise ValueError("add some drawings of your own first (Draw tab: choose the digit, then Add)")
+    losses: list[tuple[int, float]] = []
+    origin = f"fine-tuned: {source_name} on {len(drawings)} of your drawings"
+    with RUNS.track():
+        yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
+        for event in finetune(source, drawings, config):
+            if isinstance(event, Progress):
+                losses.append((event.step, event.loss))
+                status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
+                yield RunUpdate(loss_table(losses), status)
+            else:
+                yield RunUpdate(
+                    loss_table(losses),
+                    f"done: {event.summary()}",
+                    checkpoint=event.checkpoint,
+                    origin=origin,
+                    finetuned=event,
+                )

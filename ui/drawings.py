@@ -1,0 +1,163 @@
+"""The Your drawings tab: the visitor's labelled drawings, the picked model's accuracy on them, fine-tuning.
+
+Drawings are added from the Draw tab (its "I drew a" and Add); this tab shows them, removes, exports
+and imports them, and fine-tunes the picked model on them (the run streams from `mnist_demo.runs`).
+
+    python -m pytest tests/test_app_drawings.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from mnist_demo.data import MNISTNotFoundError
+from mnist_demo.inference import MAX_DIGITS, with_article
+from mnist_demo.runs import finetune_stream
+from mnist_demo.segment import split_digits
+from mnist_demo.session import Visitor
+from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy
+from ui.draw import DrawTab
+
+INTRO = (
+    "Each drawing you add in the Draw tab lands here with the digit you said it is. See how the chosen model "
+    "reads them, then fine-tune it on them: a few seconds of training on your drawings mixed with MNIST digits, "
+    "so it learns your hand without forgetting theirs."
+)
+
+
+@dataclass(frozen=True)
+class DrawingsTab:
+    """The components other tabs listen to."""
+
+    gallery: gr.Gallery  # changes whenever the drawings (or the model reading them) change
+
+
+class DrawingsHandlers:
+    """The visitor's set of drawings, read by the picked model."""
+
+    def __init__(self, models: Models):
+        self.models = models
+
+    def score(self, key: str, visitor: Visitor, predictions: list[int] | None = None) -> str:
+        """'Your accuracy' beside the model's MNIST accuracy; `predictions` when the drawings were read already."""
+        checkpoint = self.models.pick(key, visitor)
+        mine = visitor.drawings
+        if not len(mine):
+            return f"No drawings of yours yet. This model: MNIST test {mnist_accuracy(checkpoint)}."
+        predictions = mine.predictions(checkpoint.model) if predictions is None else predictions
+        right = sum(p == e.label for p, e in zip(predictions, mine.entries))
+        return (
+            f"**Your accuracy: {right} of your {len(mine)} drawings ({right / len(mine):.0%})** · "
+            f"MNIST test: {mnist_accuracy(checkpoint)}"
+        )
+
+    def collection(self, key: str, visitor: Visitor):
+        """Gallery and score (shown in both tabs), after the drawings or the model change."""
+        predictions = visitor.drawings.predictions(self.models.pick(key, visitor).model)  # read once, for both
+        score = self.score(key, visitor, predictions)
+        return visitor.drawings.gallery(predictions=predictions), score, score
+
+    def add(self, value, truth, key: str, visitor: Visitor):
+        """Keep the drawing on the canvas, labelled with the digit the visitor says it is."""
+        self.models.pick(key, visitor)  # the model that will read it must exist (gr.Error otherwise)
+        try:
+            sketches = split_digits(value, limit=MAX_DIGITS)  # no need to run the model to keep a drawing
+            if not sketches:
+                raise ValueError("draw a digit first")
+            if len(sketches) > 1:
+                raise ValueError(f"the canvas holds {len(sketches)} digits: add one digit at a time")
+            if truth is None:
+                raise ValueError("choose the digit you drew")
+            entry = visitor.drawings.add(value, truth, sketch=sketches[0])
+        except ValueError as err:
+            raise gr.Error(f"Not added: {err}.") from None
+        count = len(visitor.drawings)
+        gr.Info(f"Added {with_article(entry.label)} to your drawings ({count} now).")
+        return self.collection(key, visitor)
+
+    def remove(self, selected, key: str, visitor: Visitor):
+        if selected is None:
+            raise gr.Error("Click a drawing in the gallery first, then remove it.")
+        try:
+            visitor.drawings.remove(int(selected))
+        except IndexError as err:
+            raise gr.Error(str(err)) from None
+        return *self.collection(key, visitor), None  # nothing selected any more
+
+    @staticmethod
+    def selected(event: gr.SelectData):
+        return event.index
+
+    @staticmethod
+    def export(visitor: Visitor):
+        if not len(visitor.drawings):
+            raise gr.Error("There are no drawings to export yet.")
+        path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / "my-digits.zip"
+        path.write_bytes(visitor.drawings.export_zip())
+        return gr.update(value=str(path), visible=True)
+
+    def import_set(self, path, key: str, visitor: Visitor):
+        try:
+            report = visitor.drawings.import_zip(path)
+        except ValueError as err:
+            raise gr.Error(f"Could not import: {err}") from None
+        gr.Info(f"Import: {report.summary()}")
+        return self.collection(key, visitor)
+
+    def finetune(self, key: str, visitor: Visitor):
+        """Fine-tune a copy of the picked model on the visitor's drawings; the result joins their models."""
+        source = self.models.pick(key, visitor)
+        try:
+            for update in finetune_stream(source, visitor.drawings, self.models.name(key, visitor)):
+                picker = gr.skip()
+                if update.checkpoint is not None:
+                    picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
+                yield update.status, update.losses, picker
+        except (ValueError, MNISTNotFoundError) as err:
+            raise gr.Error(f"Cannot fine-tune: {err}") from None
+
+
+def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
+    """The Your drawings tab, and the Draw tab's Add button and model picker, which change what it shows."""
+    h, visitor = DrawingsHandlers(page.models), page.visitor
+    with gr.Tab("Your drawings"):
+        gr.Markdown(INTRO)
+        score = gr.Markdown(elem_id="score-mine")
+        gallery = gr.Gallery(
+            label="Your drawings (what you said · what the model reads)",
+            columns=8,
+            height="auto",
+            allow_preview=False,
+            object_fit="contain",
+            elem_id="mine",
+        )
+        selected = gr.State(None)  # the gallery item last clicked
+        with gr.Row():
+            remove = gr.Button("Remove the selected drawing", size="sm")
+            export = gr.Button("Export my drawings (.zip)", size="sm")
+            upload = gr.UploadButton("Import drawings (.zip)", file_types=[".zip"], size="sm")
+        exported = gr.File(label="Your drawings: folders 0-9 of PNGs", visible=False, elem_id="export")
+        finetune = gr.Button("Fine-tune the chosen model on my drawings", variant="primary", elem_id="finetune")
+        status = gr.Textbox("", label="Fine-tuning", interactive=False, elem_id="ft-status")
+        losses = gr.LinePlot(x="step", y="loss", title="Fine-tuning loss", height=200)
+
+    shown = [gallery, draw.score, score]  # what changes when the drawings or the model change
+    draw.add.click(h.add, [draw.pad, draw.truth, draw.picker, visitor], shown, **QUIET)
+    draw.picker.change(h.collection, [draw.picker, visitor], shown, **QUIET)
+    gallery.select(h.selected, None, selected, **QUIET)
+    remove.click(h.remove, [selected, draw.picker, visitor], [*shown, selected], **QUIET)
+    export.click(h.export, visitor, exported, **QUIET)
+    upload.upload(h.import_set, [upload, draw.picker, visitor], shown, **QUIET)
+    finetune.click(
+        h.finetune,
+        [draw.picker, visitor],
+        [status, losses, draw.picker],
+        concurrency_limit=TRAIN_CONCURRENCY,
+        concurrency_id="train",
+        **QUIET,
+    )  # the new model becomes the picked one, whose change event refreshes what is shown
+    return DrawingsTab(gallery=gallery)

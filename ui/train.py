@@ -1,0 +1,211 @@
+"""The Train tab: train the guide's MLP or the CNN with your settings, watch it learn, stop, download, load.
+
+The run streams from `mnist_demo.runs.train_stream`; each epoch's model joins the visitor's models (one
+entry per run, replaced epoch by epoch) and becomes the picked one in the Draw tab.
+
+    python -m pytest tests/test_app.py -k train
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from mnist_demo import limits
+from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from mnist_demo.data import MNISTNotFoundError, mnist_available, mnist_root, raw_dir
+from mnist_demo.inference import prepare, with_article
+from mnist_demo.models import GUIDE_HIDDEN
+from mnist_demo.render import gallery_tile
+from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, accuracy_range, train_stream
+from mnist_demo.session import Run, Visitor
+from ui.common import DIGITS, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, weights_file
+from ui.draw import DrawTab
+from ui.drawings import DrawingsTab
+
+CONFUSION_CORNER = "true \\ said"
+SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
+DEFAULT_SIZE = {"cnn": limits.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
+BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
+NO_PROBE = ("none", -1)  # the probe picker's value when no drawing is watched
+
+
+class TrainHandlers:
+    """A visitor's training runs, and the models they load from files."""
+
+    def __init__(self, models: Models):
+        self.models = models
+
+    def train(self, model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor):
+        """Train a model with these settings, streaming the loss curve and status; it becomes the picked model."""
+        try:
+            config = limits.app_config(
+                model=model_name,
+                size=int(size),
+                epochs=int(epochs),
+                batch_size=int(batch_size),
+                lr=float(lr),
+                optimizer=optimizer,
+                train_size=int(train_size),
+                augment=bool(augment),
+                seed=int(seed),
+            )
+        except (ValueError, TypeError, OverflowError) as err:
+            raise gr.Error(f"Cannot train with these settings: {err}") from None
+        entries = visitor.drawings.entries
+        watched = entries[int(probe)].image if probe is not None and 0 <= int(probe) < len(entries) else None
+        visitor.run = run = Run()
+        try:
+            for update in train_stream(config, watched):
+                if visitor.run is not run:  # stopped: this run adopts nothing more
+                    return
+                picker = gr.skip()
+                if update.checkpoint is not None:
+                    run.model_key = visitor.adopt(update.checkpoint, update.origin, replace=run.model_key)
+                    run.epochs += 1
+                    picker = self.models.picker(visitor, run.model_key)
+                results = [gr.skip()] * 3 if update.results is None else self.finished(update.results, visitor, run)
+                probed = gr.skip() if update.probe is None else update.probe
+                accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
+                yield update.losses, accuracy, update.status, picker, probed, *results
+        except Exception as err:  # not GeneratorExit: a stopped run stays for Stop to report
+            if visitor.run is run:
+                visitor.run = None
+            if isinstance(err, MNISTNotFoundError):
+                raise gr.Error(str(err)) from None
+            raise
+        if visitor.run is run:
+            visitor.run = None  # finished
+
+    @staticmethod
+    def finished(results: Results, visitor: Visitor, run: Run) -> list:
+        """The confusion matrix, the gallery of mistakes and the weights file of a finished run."""
+        confusion = pd.DataFrame(results.confusion, columns=DIGITS)
+        confusion.insert(0, CONFUSION_CORNER, DIGITS)
+        gallery = [(gallery_tile(image), caption) for image, caption in results.mistakes]
+        own = visitor.model(run.model_key)
+        return [confusion, gallery, gr.update(value=weights_file(own.checkpoint, own.key), visible=True)]
+
+    @staticmethod
+    def stopped(visitor: Visitor):
+        """After Stop: say what was kept, and offer the kept model for download."""
+        run, visitor.run = visitor.run, None
+        if run is None:
+            return "Nothing is running: press Train to start a run.", gr.skip()
+        own = visitor.model(run.model_key) if run.model_key else None
+        if own is None:
+            return "stopped · no epoch had finished, so you have no new model", gr.skip()
+        epochs = f"{run.epochs} epoch{'s' * (run.epochs != 1)}"
+        return (
+            f"stopped · your model #{own.number} after {epochs} is kept and picked in the Draw tab",
+            gr.update(value=weights_file(own.checkpoint, own.key), visible=True),
+        )
+
+    def upload(self, path, visitor: Visitor):
+        """A .safetensors file written by this app or its CLI joins the visitor's models (never unpickled)."""
+        try:
+            checkpoint = load_checkpoint(Path(path))
+        except CheckpointError as err:
+            raise gr.Error(f"Not loaded: {err}") from None
+        name = MODEL_NAMES[checkpoint.name]
+        origin = f"loaded from {Path(path).name}: {name}"
+        key = visitor.adopt(Checkpoint(prepare(checkpoint.model), checkpoint.metadata), origin)
+        own = visitor.model(key)
+        status = f"loaded your {name} as your model #{own.number} (MNIST test {mnist_accuracy(checkpoint)})"
+        return status, self.models.picker(visitor, key)
+
+    @staticmethod
+    def probes(visitor: Visitor):
+        """The drawings the Train tab can watch being read while a model trains."""
+        entries = visitor.drawings.entries
+        return gr.Dropdown(
+            choices=[NO_PROBE] + [(f"#{i + 1}: {with_article(e.label)}", i) for i, e in enumerate(entries)]
+        )
+
+    @staticmethod
+    def size_slider(name: str):
+        """The size slider for a model kind: its label, default and this app's maximum."""
+        return gr.Slider(maximum=limits.MAX_SIZE[name], value=DEFAULT_SIZE[name], label=SIZE_LABEL[name])
+
+
+def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
+    """The Train tab and its events; a run's models go to the Draw tab's picker."""
+    h, visitor = TrainHandlers(page.models), page.visitor
+    d = limits.APP_DEFAULTS
+    with gr.Tab("Train"):
+        if not mnist_available():
+            gr.Markdown(
+                f"**MNIST is not on this machine** (looked in `{raw_dir(mnist_root())}`). Training will "
+                "try to download it; if that fails it says why, and drawing still works."
+            )
+        with gr.Row():
+            with gr.Column(scale=2):
+                model_name = gr.Radio([("CNN", "cnn"), ("Guide MLP", "mlp")], value=d.model, label="Model")
+                # The component's own maximum is the larger model's, so API callers can train a wide MLP
+                # (the server refuses a CNN too wide with its own message); the page narrows it on load.
+                size = gr.Slider(1, max(limits.MAX_SIZE.values()), value=d.size, step=1, label=SIZE_LABEL[d.model])
+                epochs = gr.Slider(1, limits.MAX_EPOCHS, value=d.epochs, step=1, label="Epochs")
+                batch_size = gr.Dropdown(BATCH_SIZES, value=d.batch_size, label="Batch size")
+                lr = gr.Number(d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5, maximum=1.0)
+                optimizer = gr.Radio(
+                    [("Adam", "adam"), ("SGD + momentum", "sgd")], value=d.optimizer, label="Optimizer"
+                )
+                train_size = gr.Slider(
+                    limits.MIN_TRAIN_SIZE, limits.MAX_TRAIN_SIZE, value=d.train_size, step=100, label="Training images"
+                )
+                augment = gr.Checkbox(d.augment, label="Augment (random tilt, size and stroke weight)")
+                seed = gr.Number(d.seed, label="Seed", precision=0, minimum=0)
+                with gr.Row():
+                    train = gr.Button("Train", variant="primary", elem_id="train")
+                    stop = gr.Button("Stop", elem_id="stop")
+            with gr.Column(scale=3):
+                status = gr.Textbox("not started", label="Status", interactive=False, elem_id="status")
+                losses = gr.LinePlot(x="step", y="loss", title="Training loss", height=260, elem_id="loss")
+                with gr.Row():
+                    accuracies = gr.ScatterPlot(
+                        x="epoch",
+                        y="accuracy",
+                        title="Test accuracy (%) after each epoch",
+                        y_lim=[100 - 10 * ACCURACY_MARGIN, 100],
+                        y_axis_format=".1f",
+                        height=200,
+                        elem_id="accuracy",
+                    )
+                    with gr.Column():
+                        probe = gr.Dropdown(
+                            [NO_PROBE], value=-1, label="Watch one of your drawings", elem_id="probe-pick"
+                        )
+                        probed = gr.Label(num_top_classes=3, label="What the model in training reads", elem_id="probe")
+                download = gr.File(label="Your model: safetensors, metadata inside", visible=False, elem_id="download")
+                upload = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"], size="sm")
+        confusion = gr.Dataframe(
+            pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
+            label="Confusion matrix on the 10,000 test digits (row: true digit, column: what the model said)",
+            elem_id="confusion",
+        )
+        mistakes = gr.Gallery(
+            label="Test digits it got wrong (true → said)",
+            columns=8,
+            height="auto",
+            object_fit="contain",
+            elem_id="mistakes",
+        )
+
+    settings = [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor]
+    run = train.click(
+        h.train,
+        settings,
+        [losses, accuracies, status, draw.picker, probed, confusion, mistakes, download],
+        api_name="train",
+        show_progress="hidden",
+        concurrency_limit=TRAIN_CONCURRENCY,
+        concurrency_id="train",
+    )
+    # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
+    stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)
+    upload.upload(h.upload, [upload, visitor], [status, draw.picker], **QUIET)
+    drawings.gallery.change(h.probes, visitor, probe, **QUIET)
+    model_name.change(h.size_slider, model_name, size, **QUIET)
+    page.demo.load(h.size_slider, model_name, size, **QUIET)
