@@ -17,6 +17,7 @@ below sit just above these.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import pytest
@@ -24,7 +25,7 @@ import torch
 
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.segment import split_digits
-from mnist_demo.webmodel import logits_and_features
+from mnist_demo.webmodel import FORMAT, PageModel, logits_and_features, run_page_model
 from testkit.browser import chromium_missing, launch, new_page, save_evidence, wait_until
 from testkit.canvases import sketch_values
 from testkit.models import random_model
@@ -154,6 +155,36 @@ def test_the_component_value_picks_the_model_and_the_page_keeps_each_version(sit
 
 
 CURRENT = "() => { const n = window.mnistDemo.models.current; return n && n.header; }"
+
+
+def test_a_layer_list_no_model_makes_runs_the_same(page, one_thread):
+    """Odd channel and row counts and a conv with no pooling after it: the paths our models never take."""
+    generator = torch.Generator().manual_seed(5)
+    tensors = {"a": (3, 1, 3, 3), "b": (3, 3, 3, 3), "scale": (3,), "shift": (3,), "w": (10, 147), "bias": (10,)}
+    refs, offset = {}, 0
+    for key, shape in tensors.items():
+        refs[key] = {"offset": offset, "shape": list(shape)}
+        offset += math.prod(shape)
+    layers = [
+        {"op": "conv3x3", "in": 1, "out": 3, "weight": refs["a"]},  # 3 channels: one pair and a lone one
+        {"op": "maxpool2"},
+        {"op": "maxpool2"},  # 28 -> 14 -> 7
+        {"op": "conv3x3", "in": 3, "out": 3, "weight": refs["b"]},  # 7 rows, all kept: no pool follows
+        {"op": "affine", "channels": 3, "scale": refs["scale"], "shift": refs["shift"]},
+        {"op": "relu"},
+        {"op": "linear", "in": 147, "out": 10, "weight": refs["w"], "bias": refs["bias"]},
+    ]
+    header = {"format": FORMAT, "input": [1, 28, 28], "classes": 10, "layers": layers, "floats": offset}
+    custom = PageModel(header, torch.randn(offset, generator=generator).numpy())
+    x = torch.randn(3, 1, 28, 28, generator=generator)
+    out = page.evaluate(
+        "([payload, images]) => { const net = MnistNet.fromPayload(payload);"
+        " return images.map((x) => Array.from(net.forward(x).logits)); }",
+        [custom.payload(), x.flatten(1).tolist()],
+    )
+    with torch.no_grad():
+        expected, _ = run_page_model(custom, x)
+    assert _relative(torch.tensor(out), expected) < LOGIT_BOUND
 
 
 def test_unknown_models_and_bad_payloads_are_refused_clearly(site, page):

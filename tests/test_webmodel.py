@@ -126,3 +126,22 @@ def test_too_big_or_foreign_models_are_refused_clearly():
         broken.fc1.weight[0, 0] = float("nan")
     with pytest.raises(PageModelError, match="NaN"):
         page_model(broken)
+
+
+def test_the_registry_serves_published_models_by_hash_and_drops_the_oldest():
+    from ui.page_model import PageModels
+
+    shipped, a, b = (random_model("cnn", 4, seed=i) for i in range(3))
+    floats = page_model(a).weights.size
+    registry = PageModels(max_floats=2 * floats)  # room for two of these
+    pinned = json.loads(registry.publish(shipped, pin=True))
+    ref = json.loads(registry.publish(a))
+    assert set(ref) == {"hash", "kind", "size", "crop"} and ref["kind"] == "cnn" and ref["size"] == 4
+    payload = registry.payload(ref["hash"])
+    assert payload["header"] == page_model(a).header
+    assert registry.payload(ref["hash"].upper()) is None  # only our exact keys, never a lookup by pattern
+    for bad in (None, 3, ["x"], "../weights", "0" * 32):
+        assert registry.payload(bad) is None
+    registry.publish(b)  # over the limit: the oldest unpinned goes
+    assert registry.payload(ref["hash"]) is None
+    assert registry.payload(pinned["hash"]) is not None and len(registry) == 2
