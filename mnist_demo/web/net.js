@@ -9,7 +9,7 @@
 //   const {logits, probabilities, features} = net.forward(image);   // image: 784 normalised values
 //
 // The weights travel as float32; the page computes in float64 (Float64Array buffers): V8 then loads
-// them without a conversion each, which made the convolutions 1.6x faster, and rounds less than torch.
+// each value without a conversion, which is faster, and rounds less than torch does.
 // Each layer becomes a step with its output buffer allocated once, so a forward pass allocates only
 // the three small Float32Arrays it returns: it runs on every pen move.
 (() => {
@@ -66,8 +66,8 @@
   // into a zero-bordered buffer so the inner loop needs no bounds checks. The loop computes a 2x2 block
   // at once, two output channels by two output rows, walking along the rows with the 4x3 window of
   // inputs sliding one column per step: 4 new inputs feed 36 multiply-adds, and each pair's 18 weights
-  // sit in locals. In node on the shipped CNN's shapes this ran 2.8x faster than one channel, one row
-  // and nine loads per pixel. Odd channel and row counts are padded with zeros and dropped at the end.
+  // sit in locals, where one channel and one row at a time would load 9 inputs for 9 multiply-adds.
+  // Odd channel and row counts are padded with zeros and dropped at the end.
   // Only `rows` x `cols` of the output are computed: a 2x2 max-pool next drops an odd last row and column.
   function conv3x3([cin, h, w], cout, weight, rows, cols) {
     const pairs = Math.ceil(cout / 2), pw = w + 2, plane = (h + 3) * pw; // + a spare zero row below
