@@ -179,3 +179,18 @@ def test_blob_store_drops_strokes_whose_event_never_came():
     clock.now = 62
     assert len(store) == 1  # counted before expiry...
     assert store.pop("later") is None and store.nbytes == 0  # ...but gone when asked for
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("/etc/passwd", "valid dictionary"),
+        ({"background": None, "layers": "x", "composite": None}, "layers: Input should be a valid list"),
+        ({"composite": {"path": 5}}, "composite.path"),
+    ],
+)
+def test_malformed_values_get_a_message_that_quotes_nothing_back(value, message):
+    """Shown even with show_error off, which hides Gradio's own texts (they can name server paths)."""
+    with pytest.raises(gr.Error, match=message) as refused:
+        SafeSketchpad.data_model.model_validate(value)
+    assert "passwd" not in str(refused.value)

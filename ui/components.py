@@ -11,6 +11,7 @@ for when the page draws with a pad of its own.
 from __future__ import annotations
 
 from io import BytesIO
+from typing import Any
 
 import gradio as gr
 import PIL.Image
@@ -18,6 +19,7 @@ from fastapi import HTTPException
 from gradio.components.base import server
 from gradio.components.image_editor import AcceptBlobs, EditorData
 from gradio.data_classes import FileData
+from pydantic import ValidationError
 
 from mnist_demo.canvas import MAX_SIDE, MIN_SIDE, check_layer_count, check_sketch_parts
 from ui.blobs import BlobStore, max_blob_bytes
@@ -37,6 +39,26 @@ def _header_size(file: Part) -> tuple[int, int]:
         raise gr.Error("That is not an image file Gradio can read (PNG, JPEG or WebP).") from None
 
 
+class CheckedEditorData(EditorData):
+    """Gradio's Sketchpad payload, whose validation errors say what is wrong without quoting the input back.
+
+    With the app's `show_error` off (Gradio's own exception texts can name server paths), a malformed value
+    would otherwise get a bare "Error"; this one raises gr.Error, which is always shown.
+    """
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args, **kwargs):
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"][:3]) or "value"
+            raise gr.Error(
+                f"Not a Sketchpad value ({where}: {first['msg']}): send background, layers and composite, "
+                "each an uploaded file (gradio_client's handle_file) or null."
+            ) from None
+
+
 def _refusal(err: ValueError) -> gr.Error:
     text = str(err)
     return gr.Error(f"{text[:1].upper()}{text[1:]}.")
@@ -52,6 +74,8 @@ class SafeSketchpad(gr.Sketchpad):
     read from), and otherwise the background and layers must fit `canvas.MAX_SKETCH_PIXELS` together.
     Unreadable and truncated files get a clear message instead of a traceback.
     """
+
+    data_model = CheckedEditorData
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
