@@ -24,13 +24,27 @@ import traceback
 
 import torch
 
-from bench import contention, page_model, predict, report, robustness, roundtrip, startup, training
+from bench import (
+    contention,
+    load,
+    page_model,
+    predict,
+    refusals,
+    report,
+    robustness,
+    roundtrip,
+    startup,
+    stop,
+    training,
+)
 from bench.report import Result
 from testkit import server
 
 # In the order they run: the two that only need some running app share one launch, and no app is
 # left running during the benchmarks that time this process.
-BENCHMARKS = {m.NAME: m for m in (predict, page_model, roundtrip, contention, startup, training, robustness)}
+BENCHMARKS = {
+    m.NAME: m for m in (predict, page_model, roundtrip, contention, startup, load, stop, refusals, training, robustness)
+}
 SHARE_AN_APP = ("roundtrip", "contention")
 DOCS = server.ROOT / "docs" / "benchmarks.md"
 

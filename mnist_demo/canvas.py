@@ -28,6 +28,11 @@ from mnist_demo.data import IMAGE_SIZE
 MIN_SIDE = IMAGE_SIZE  # smaller than MNIST itself cannot hold a readable digit
 MAX_SIDE = 4096  # a canvas side beyond this is a mistake or an attack; 4096^2 RGBA is already 64 MB
 CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+# A Sketchpad value's layers: the app's pad sends one, an editor script a few. Counted before any is read.
+MAX_LAYERS = 4
+# Pixels of one value's background and layers together (they are read only without a composite): two
+# full-size canvases, so that a value costs at most a bounded few times one canvas however it is split.
+MAX_SKETCH_PIXELS = 2 * MAX_SIDE * MAX_SIDE
 SKETCH_KEYS = frozenset({"background", "layers", "composite"})
 # PIL modes read as they are, and what the others become before reading.
 NATIVE_MODES = ("L", "RGB", "RGBA")
@@ -105,18 +110,52 @@ def _composite(parts: list[np.ndarray]) -> np.ndarray:
     return np.asarray(out)
 
 
+def check_layer_count(count: int) -> None:
+    """Refuse a Sketchpad value with more than `MAX_LAYERS` layers (before any of them is read)."""
+    if count > MAX_LAYERS:
+        raise ValueError(f"a drawing may have at most {MAX_LAYERS} layers, this one has {count}")
+
+
+def check_sketch_parts(sizes: Sequence[tuple[int, int]]) -> None:
+    """Refuse background and layers, given their (width, height), that cannot be stacked or cost too much.
+
+    Each side is checked, then that they match (the editor's parts are one canvas), then their total.
+    """
+    for width, height in sizes:
+        _check_size(height, width)
+    if len(set(sizes)) > 1:
+        raise ValueError(f"sketch background and layers differ in size: {sorted(set(sizes))}")
+    total = sum(width * height for width, height in sizes)
+    if total > MAX_SKETCH_PIXELS:
+        raise ValueError(
+            f"the background and layers hold {total:,} pixels together; at most {MAX_SKETCH_PIXELS:,} are read"
+        )
+
+
+def _part_size(part: object) -> tuple[int, int] | None:
+    """(width, height) of an array or PIL image, read without converting it; None for anything else."""
+    if isinstance(part, Image.Image):
+        return part.size
+    if isinstance(part, np.ndarray) and part.ndim >= 2:
+        return int(part.shape[1]), int(part.shape[0])
+    return None
+
+
 def _from_sketch(value: dict) -> np.ndarray | None:
     """A Sketchpad / ImageEditor dict -> pixels; the composite when present, else background + layers."""
     unknown = set(value) - SKETCH_KEYS
     if unknown or not value:
         raise ValueError(f"not a Sketchpad value: expected keys {sorted(SKETCH_KEYS)}, got {sorted(map(str, value))}")
-    if value.get("composite") is not None:
-        return _read_image(value["composite"], "composite")
     layers = value.get("layers") or []
     if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
         raise ValueError(f"sketch 'layers' must be a list of images, got {type(layers).__name__}")
-    parts = [value.get("background"), *layers]
-    parts = [_read_image(part, "background or layer") for part in parts if part is not None]
+    check_layer_count(len(layers))
+    if value.get("composite") is not None:
+        return _read_image(value["composite"], "composite")
+    parts = [part for part in (value.get("background"), *layers) if part is not None]
+    sizes = [_part_size(part) for part in parts]
+    check_sketch_parts([size for size in sizes if size is not None])  # the rest is refused by _read_image
+    parts = [_read_image(part, "background or layer") for part in parts]
     return _composite(parts) if parts else None
 
 

@@ -3,8 +3,9 @@
 A checkpoint is one `.safetensors` file; its header's metadata holds a JSON document (model name and
 size, training config, normalisation constants, test accuracy, the command and seed that made it,
 library versions). `save_checkpoint` also writes that JSON beside it as `<name>.json` for people to read.
-Loading rebuilds the model from the metadata and loads the tensors strictly. Nothing is ever unpickled:
-safetensors holds raw tensors only, and every field is checked before anything is allocated.
+Loading checks the metadata's fields and compares the header's tensors with the layout the metadata
+implies (computed, not built) before it builds the model and loads the tensors strictly; a model whose
+outputs are not finite is refused. Nothing is ever unpickled: safetensors holds raw tensors only.
 
     python -c "from mnist_demo.checkpoint import load_checkpoint as l; print(l('weights/cnn.safetensors').metadata)"
 """
@@ -16,6 +17,7 @@ import json
 import math
 import platform
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +28,15 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from mnist_demo.data import MNIST_MEAN, MNIST_STD
+from mnist_demo.data import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, normalize
 from mnist_demo.files import read_bounded
-from mnist_demo.models import MODELS, SIZE_ARG, GuideMLP, SmallCNN, build_model
+from mnist_demo.models import LARGEST, MAX_CROP, MODELS, SIZE_ARG, GuideMLP, SmallCNN, build_model, expected_layout
 
 FORMAT = "mnist-demo/1"  # bump when the metadata layout changes
 METADATA_KEY = "mnist_demo"  # key of our JSON inside the safetensors header metadata
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024  # the shipped CNN is well under 1 MB; anything huge is refused
 MAX_HEADER_BYTES = 1024 * 1024  # safetensors' JSON header; ours is a few kB
+SHOWN_CHARS = 60  # at most this much of an untrusted value is quoted back in an error message
 
 
 class CheckpointError(ValueError):
@@ -117,72 +120,128 @@ def _read_header(data: bytes) -> dict[str, Any]:
         raise CheckpointError("not a safetensors file, or truncated: bad header length")
     try:
         header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"not a safetensors file: unreadable header ({err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"not a safetensors file: unreadable header ({_brief(err)})") from None
     if not isinstance(header, dict):
         raise CheckpointError("not a safetensors file: header is not a JSON object")
     return header
 
 
-def _read_metadata(header: dict[str, Any]) -> dict[str, Any]:
-    raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
-    if raw is None:
+def _brief(err: Exception) -> str:
+    """An exception's message without the input it quotes (a deeply nested header gives no message at all)."""
+    return str(err) if isinstance(err, json.JSONDecodeError) else type(err).__name__
+
+
+def _read_metadata(header: dict[str, Any], largest: Mapping[str, int]) -> dict[str, Any]:
+    """Our JSON from the header, every field the app reads checked for its type and range."""
+    extra = header.get("__metadata__")
+    raw = extra.get(METADATA_KEY) if isinstance(extra, dict) else None
+    if not isinstance(raw, str):
         raise CheckpointError("this safetensors file was not written by mnist-demo (no model metadata)")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint metadata is not valid JSON ({err})") from None
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"checkpoint metadata is not valid JSON ({_brief(err)})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else meta
-        raise CheckpointError(f"unsupported checkpoint format {found!r}; expected {FORMAT!r}")
-    if meta.get("model") not in MODELS:
-        raise CheckpointError(f"unknown model {meta.get('model')!r} in checkpoint; expected one of {', '.join(MODELS)}")
-    norm = meta.get("normalization") or {}
-    if not (_close(norm.get("mean"), MNIST_MEAN) and _close(norm.get("std"), MNIST_STD)):
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"unsupported checkpoint format {_short(found)}; expected {FORMAT!r}")
+    name = meta.get("model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(f"unknown model {_short(name)} in checkpoint; expected one of {', '.join(MODELS)}")
+    size, crop = meta.get("size"), meta.get("crop", 0)
+    if not _integer(size, 1, largest[name]):
         raise CheckpointError(
-            f"checkpoint was trained with normalisation {norm}, this app uses mean {MNIST_MEAN} and std {MNIST_STD}"
+            f"checkpoint metadata: {SIZE_ARG[name]} must be an integer from 1 to {largest[name]} "
+            f"(the largest {name} this app holds), got {_short(size)}"
         )
+    if not _integer(crop, 0, MAX_CROP if name == "cnn" else 0):
+        if name != "cnn":
+            raise CheckpointError(f"checkpoint metadata: only the CNN crops its input, not the {name}")
+        raise CheckpointError(f"checkpoint metadata: crop must be an integer from 0 to {MAX_CROP}, got {_short(crop)}")
+    norm = meta.get("normalization")
+    if not (isinstance(norm, dict) and _close(norm.get("mean"), MNIST_MEAN) and _close(norm.get("std"), MNIST_STD)):
+        raise CheckpointError(
+            f"checkpoint was trained with normalisation {_short(norm)}, "
+            f"this app uses mean {MNIST_MEAN} and std {MNIST_STD}"
+        )
+    finetuned = meta.get("finetuned", {})
+    if not isinstance(finetuned, dict):
+        raise CheckpointError(f"checkpoint metadata: 'finetuned' must be an object, got {_short(finetuned)}")
+    for key, value in (("test_accuracy", meta.get("test_accuracy")), ("mnist_after", finetuned.get("mnist_after"))):
+        if value is not None and not _fraction(value):
+            raise CheckpointError(f"checkpoint metadata: {key} must be a number from 0 to 1, got {_short(value)}")
     return meta
 
 
+def _short(value: Any) -> str:
+    """A value from an untrusted file, quoted briefly."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _integer(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
 def _close(value: Any, expected: float) -> bool:
-    return isinstance(value, (int, float)) and math.isclose(value, expected, rel_tol=1e-6)
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isclose(value, expected, rel_tol=1e-6)
+    )
 
 
-def _expected_layout(model: nn.Module) -> dict[str, tuple[str, list[int]]]:
-    dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    return {k: (dtypes[v.dtype], list(v.shape)) for k, v in model.state_dict().items()}
+def _check_layout(header: dict[str, Any], meta: dict[str, Any]) -> None:
+    """The header's tensor names, dtypes and shapes against the metadata's spec, computed without a model."""
+    expected = expected_layout(meta["model"], meta["size"], meta.get("crop", 0))
+    found = {k: (v.get("dtype"), v.get("shape")) if isinstance(v, dict) else v for k, v in header.items()}
+    found.pop("__metadata__", None)
+    if found == expected:
+        return
+    missing = sorted(expected.keys() - found.keys())
+    extra = sorted(found.keys() - expected.keys())
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    crop = f", crop={meta['crop']}" if meta.get("crop") else ""
+    spec = f"{meta['model']} with {SIZE_ARG[meta['model']]}={meta['size']}{crop}"
+    raise CheckpointError(
+        f"weights do not match a {spec}: missing {missing[:3]}, unexpected {[_short(k) for k in extra[:3]]}, "
+        f"wrong shape or type {wrong[:3]}"
+    )
 
 
-def load_checkpoint(source: Path | str | bytes) -> Checkpoint:
-    """Load a checkpoint from a path or bytes; raise `CheckpointError` with a clear message if unusable."""
+@torch.no_grad()
+def _check_outputs(model: nn.Module) -> None:
+    """Finite weights can still give NaN or infinite logits (a negative running variance, huge weights)."""
+    generator = torch.Generator().manual_seed(0)
+    probes = torch.stack(
+        [
+            torch.zeros(IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8),  # blank paper
+            torch.full((IMAGE_SIZE, IMAGE_SIZE), 255, dtype=torch.uint8),  # all ink
+            torch.randint(0, 256, (IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8, generator=generator),  # noise
+        ]
+    )
+    logits = model(normalize(probes))  # (3, 10)
+    if not torch.isfinite(logits).all():
+        raise CheckpointError("this model's outputs are NaN or infinite (its weights are finite, but do not work)")
+
+
+def load_checkpoint(source: Path | str | bytes, *, largest: Mapping[str, int] = LARGEST) -> Checkpoint:
+    """Load a checkpoint from a path or bytes; raise `CheckpointError` with a clear message if unusable.
+
+    Everything is checked in order of cost: the file's size, its header, the metadata's fields (a model
+    wider than `largest` allows is refused), the header's tensors against the spec computed from the
+    metadata, and only then is the model built, filled and run on a few probe images.
+    """
     try:
         data = read_bounded(source, MAX_CHECKPOINT_BYTES, "checkpoint")
     except ValueError as err:
         raise CheckpointError(str(err)) from None
 
     header = _read_header(data)
-    meta = _read_metadata(header)
-    try:
-        model = build_model(meta["model"], meta.get("size"), meta.get("crop", 0))
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint metadata: {err}") from None
-
-    # Compare names, dtypes and shapes from the header before reading any tensor.
-    expected = _expected_layout(model)
-    found = {
-        k: (v.get("dtype"), v.get("shape")) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
-    }
-    if found != expected:
-        missing = sorted(expected.keys() - found.keys())
-        extra = sorted(found.keys() - expected.keys())
-        wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
-        crop = f", crop={meta['crop']}" if meta.get("crop") else ""
-        spec = f"{meta['model']} with {SIZE_ARG[meta['model']]}={meta.get('size')}{crop}"
-        raise CheckpointError(
-            f"weights do not match a {spec}: "
-            f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape or type {wrong[:3]}"
-        )
+    meta = _read_metadata(header, largest)
+    _check_layout(header, meta)
     try:
         tensors = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
@@ -190,5 +249,7 @@ def load_checkpoint(source: Path | str | bytes) -> Checkpoint:
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"checkpoint holds NaN or infinite weights in {bad[:3]}")
+    model = build_model(meta["model"], meta["size"], meta.get("crop", 0))
     model.load_state_dict(tensors, strict=True)
-    return Checkpoint(model.eval(), meta)
+    _check_outputs(model.eval())
+    return Checkpoint(model, meta)

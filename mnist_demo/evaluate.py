@@ -18,6 +18,7 @@ from mnist_demo.checkpoint import CheckpointError, load_checkpoint
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, load_mnist
 from mnist_demo.drawings import evaluate_drawings, format_drawings_report
 from mnist_demo.metrics import confusion_matrix, format_confusion, predict_split
+from mnist_demo.models import COMMAND_LINE_LARGEST
 
 
 def mnist_report(model: nn.Module, device: torch.device | str = "cpu") -> dict:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        checkpoint = load_checkpoint(args.weights)
+        checkpoint = load_checkpoint(args.weights, largest=COMMAND_LINE_LARGEST)
         if args.drawings:
             report = evaluate_drawings(checkpoint.model, args.drawings)
             text = format_drawings_report(report)

@@ -20,7 +20,7 @@ def read_bounded(source: bytes | bytearray | Path | str, limit: int, what: str) 
     else:
         path = Path(source)
         if not path.is_file():
-            raise ValueError(f"no {what} file at {path}")
+            raise ValueError(f"no {what} file named {path.name}")  # not its folder: the app's are its own
         size, name = path.stat().st_size, path.name
     if size > limit:
         raise ValueError(f"{name} is {size / MB:.0f} MB; a {what} here is at most {limit // MB} MB")

@@ -37,6 +37,7 @@ from mnist_demo.checkpoint import (
 from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, load_mnist
 from mnist_demo.inference import prepare
 from mnist_demo.metrics import accuracy
+from mnist_demo.models import COMMAND_LINE_LARGEST
 from mnist_demo.personal import PersonalSet
 from mnist_demo.train import (
     OPTIMIZERS,
@@ -301,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     weights, drawings, out = args.pop("weights"), args.pop("drawings"), args.pop("out")
     try:
-        config, checkpoint, personal = FinetuneConfig(**args), load_checkpoint(weights), PersonalSet()
+        config, checkpoint, personal = (
+            FinetuneConfig(**args),
+            load_checkpoint(weights, largest=COMMAND_LINE_LARGEST),
+            PersonalSet(),
+        )
         print(personal.import_zip(drawings).summary())
         for event in finetune(checkpoint, personal, config):
             if isinstance(event, Progress):

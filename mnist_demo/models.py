@@ -45,6 +45,11 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+def pooled_side(crop: int) -> int:
+    """Pixels a side left after cropping `crop` from each border and three 2x2 poolings (each rounds down)."""
+    return (IMAGE_SIZE - 2 * crop) // 2 // 2 // 2
+
+
 class SmallCNN(nn.Module):
     """Three conv blocks (28 -> 14 -> 7 -> 3 pixels) and a linear classifier.
 
@@ -55,7 +60,7 @@ class SmallCNN(nn.Module):
     def __init__(self, width: int = CNN_WIDTH, crop: int = 0):
         super().__init__()
         self.crop = crop
-        side = (IMAGE_SIZE - 2 * crop) // 2 // 2 // 2  # three 2x2 poolings, each rounding down
+        side = pooled_side(crop)
         self.features = nn.Sequential(
             conv_block(1, width),  # (B, w, 14, 14)
             conv_block(width, 2 * width),  # (B, 2w, 7, 7)
@@ -72,7 +77,11 @@ class SmallCNN(nn.Module):
 MODELS = {"mlp": GuideMLP, "cnn": SmallCNN}
 # The one size argument of each model, as named in configs and checkpoint metadata.
 SIZE_ARG = {"mlp": "hidden", "cnn": "width"}
-MAX_SIZE = 4096  # refuse absurd widths from configs or checkpoint metadata before allocating them
+MAX_SIZE = 4096  # refuse absurd widths from command-line configs before allocating them
+# The widest models the app trains or loads (MLP hidden units, CNN first-layer channels): they bound a
+# visitor's model in memory and the time of each step. Checkpoint metadata is checked against them first.
+LARGEST = {"mlp": 1024, "cnn": 64}
+COMMAND_LINE_LARGEST = dict.fromkeys(MODELS, MAX_SIZE)  # the command line trains up to MAX_SIZE, so loads as much
 
 
 def build_model(name: str, size: int | None = None, crop: int = 0) -> nn.Module:
@@ -90,3 +99,32 @@ def build_model(name: str, size: int | None = None, crop: int = 0) -> nn.Module:
         raise ValueError(f"only the CNN can crop its input, not the {name}")
     kwargs = {} if size is None else {SIZE_ARG[name]: size}
     return MODELS[name](**kwargs, crop=crop) if crop else MODELS[name](**kwargs)
+
+
+def expected_layout(name: str, size: int, crop: int = 0) -> dict[str, tuple[str, list[int]]]:
+    """{tensor name: (safetensors dtype, shape)} of `build_model(name, size, crop)`'s state dict, by arithmetic.
+
+    Lets a checkpoint's header be compared with its metadata before any model is built (a header that
+    claims a wide model costs nothing to refuse). tests/test_models.py checks it against the real models.
+    """
+    if name == "mlp":
+        pixels = IMAGE_SIZE * IMAGE_SIZE
+        return {
+            "fc1.weight": ("F32", [size, pixels]),
+            "fc1.bias": ("F32", [size]),
+            "fc2.weight": ("F32", [NUM_CLASSES, size]),
+            "fc2.bias": ("F32", [NUM_CLASSES]),
+        }
+    if name != "cnn":
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    layout: dict[str, tuple[str, list[int]]] = {}
+    channels = [1, size, 2 * size, 4 * size]  # as SmallCNN's three conv blocks
+    for block, (c_in, c_out) in enumerate(zip(channels, channels[1:])):
+        layout[f"features.{block}.0.weight"] = ("F32", [c_out, c_in, 3, 3])  # the conv: no bias
+        for stat in ("weight", "bias", "running_mean", "running_var"):  # the batch norm
+            layout[f"features.{block}.2.{stat}"] = ("F32", [c_out])
+        layout[f"features.{block}.2.num_batches_tracked"] = ("I64", [])
+    side = pooled_side(crop)
+    layout["classifier.weight"] = ("F32", [NUM_CLASSES, channels[-1] * side * side])
+    layout["classifier.bias"] = ("F32", [NUM_CLASSES])
+    return layout

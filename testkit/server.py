@@ -192,8 +192,9 @@ def running(app: App | None = None) -> Iterator[App]:
 
 
 @contextmanager
-def launched() -> Iterator[App]:
-    """`python app.py` on a free port, yielded once /predict answers; always stopped afterwards.
+def launched(command: list[str] | None = None, env: dict[str, str | None] | None = None) -> Iterator[App]:
+    """`python app.py` (or `command`, run from the repository root) on a free port, yielded once /predict
+    answers; always stopped afterwards. `env` adds to this process's environment (None removes a name).
 
     A launch killed by a signal before it answers (not by us: by something else on a shared machine) is
     tried once more, said on stderr and in `App.attempts`; any other failure is raised at once.
@@ -204,20 +205,21 @@ def launched() -> Iterator[App]:
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             port = free_port()
             url = f"http://127.0.0.1:{port}/"
-            env = {
+            environment = {
                 **os.environ,
                 "GRADIO_SERVER_NAME": "127.0.0.1",
                 "GRADIO_SERVER_PORT": str(port),
                 "GRADIO_NUM_PORTS": "1",  # fail rather than serve on another port than the one we poll
                 "GRADIO_ANALYTICS_ENABLED": "False",
+                **(env or {}),
             }
             log = Path(tmp) / f"app-{attempt}.log"
             with open(log, "wb") as out:
                 start = time.perf_counter()
                 process = subprocess.Popen(
-                    [sys.executable, "app.py"],
+                    command or [sys.executable, "app.py"],
                     cwd=ROOT,
-                    env=env,
+                    env={k: v for k, v in environment.items() if v is not None},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,

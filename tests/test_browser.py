@@ -126,9 +126,9 @@ def picker_options(page) -> list[str]:
     page.locator("#picker input").click()
     options = page.get_by_role("option")
     options.first.wait_for()
-    names = options.all_inner_texts()
+    names = [option.get_attribute("aria-label") for option in options.all()]  # the text has a tick in it
     page.keyboard.press("Escape")
-    return [name.strip() for name in names]
+    return names
 
 
 @pytest.mark.browser

@@ -105,5 +105,108 @@ def test_oversized_and_missing_files_are_refused(tmp_path, monkeypatch):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="at most"):
         load_checkpoint(path.read_bytes())
-    with pytest.raises(CheckpointError, match="no checkpoint file"):
+    with pytest.raises(CheckpointError, match="no checkpoint file named missing.safetensors") as missing:
         load_checkpoint(tmp_path / "missing.safetensors")
+    assert str(tmp_path) not in str(missing.value)  # in the app, the folder is the server's own
+
+
+def _raw(header: dict, data: bytes = b"") -> bytes:
+    """A safetensors file with this header, written by hand: fields safetensors itself would never write."""
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def _meta(**changes) -> dict:
+    return {**checkpoint_bytes(build_model("mlp"))[1], **changes}
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ({"__metadata__": ["not", "an", "object"]}, "not written by mnist-demo"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: 5}}, "not written by mnist-demo"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(["a", "list"])}}, "unsupported checkpoint format"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(model=["mlp"]))}}, "unknown model"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(model={"a": 1}))}}, "unknown model"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(normalization="mnist"))}}, "normalisation"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(normalization=[0.1307]))}}, "normalisation"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(size="28"))}}, "hidden must be an integer"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(size=True))}}, "hidden must be an integer"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(size=None))}}, "hidden must be an integer"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(crop="2"))}}, "only the CNN"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(test_accuracy="99%"))}}, "test_accuracy must"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(test_accuracy=7))}}, "test_accuracy must"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(finetuned=[1]))}}, "'finetuned' must be"),
+        (
+            {"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta(finetuned={"mnist_after": "x"}))}},
+            "mnist_after must",
+        ),
+        ({"__metadata__": {checkpoint.METADATA_KEY: "[" * 100_000 + "]" * 100_000}}, "not valid JSON"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta())}, "fc1.weight": "F32"}, "do not match"),
+        ({"__metadata__": {checkpoint.METADATA_KEY: json.dumps(_meta())}, "fc1.weight": {"shape": 5}}, "do not match"),
+    ],
+)
+def test_malformed_metadata_types_get_a_checkpoint_error(header, message):
+    """Each of these raised AttributeError, TypeError or RecursionError from inside the loader before."""
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(_raw(header))
+
+
+def test_a_deeply_nested_header_is_refused_clearly():
+    data = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(CheckpointError, match="unreadable header"):
+        load_checkpoint(struct.pack("<Q", len(data)) + data)
+
+
+@pytest.mark.parametrize(
+    "claim, message",
+    [
+        ({"model": "cnn", "size": 2048}, "width must be an integer from 1 to 64"),
+        ({"model": "mlp", "size": 4096}, "hidden must be an integer from 1 to 1024"),
+        ({"model": "cnn", "size": 64}, "do not match a cnn with width=64"),  # legal width, wrong tensors
+        ({"model": "mlp", "size": 1024}, "do not match a mlp with hidden=1024"),
+    ],
+)
+def test_a_claimed_wide_model_is_refused_without_building_it(monkeypatch, claim, message):
+    """A 1 KB file that claims a wide model once cost +1.44 GB and seconds: the model was built first."""
+    data = _with_metadata(build_model("mlp", 4), **claim)
+    assert len(data) < 16 * 1024
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the model was built before the header was checked")
+
+    monkeypatch.setattr(checkpoint, "build_model", forbidden)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(data)
+
+
+def test_command_line_checkpoints_may_be_wider_than_the_app_holds():
+    from mnist_demo.models import COMMAND_LINE_LARGEST, LARGEST
+
+    data, _ = checkpoint_bytes(build_model("cnn", LARGEST["cnn"] + 1))
+    with pytest.raises(CheckpointError, match="the largest cnn this app holds"):
+        load_checkpoint(data)
+    assert load_checkpoint(data, largest=COMMAND_LINE_LARGEST).metadata["size"] == LARGEST["cnn"] + 1
+
+
+def _negative_variance_cnn():
+    cnn = build_model("cnn", 4)
+    with torch.no_grad():
+        cnn.features[0][2].running_var.fill_(-1.0)  # finite, but sqrt(var + eps) is NaN
+    return cnn
+
+
+def _huge_mlp():
+    mlp = build_model("mlp")
+    with torch.no_grad():
+        mlp.fc1.weight.fill_(1e30)
+        mlp.fc2.weight.fill_(1e30)  # finite weights, infinite logits
+    return mlp
+
+
+@pytest.mark.parametrize("make", [_negative_variance_cnn, _huge_mlp])
+def test_finite_weights_with_non_finite_outputs_are_refused(make):
+    """Such a model once loaded and said "It's a 0 (nan% sure)"."""
+    data, _ = checkpoint_bytes(make())
+    with pytest.raises(CheckpointError, match="outputs are NaN or infinite"):
+        load_checkpoint(data)

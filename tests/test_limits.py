@@ -3,13 +3,23 @@
 from pathlib import Path
 
 import app
-from mnist_demo import canvas, checkpoint, inference, limits, personal, session
+from mnist_demo import canvas, checkpoint, inference, limits, models, personal, session
 from ui import common
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 LIMITS = [
     ("Canvas or image side", f"{canvas.MIN_SIDE} to {canvas.MAX_SIDE:,} px, checked from the file header"),
+    (
+        "Layers in one drawing",
+        f"{canvas.MAX_LAYERS}; without a composite, background and layers at most "
+        f"{canvas.MAX_SKETCH_PIXELS:,} px together",
+    ),
+    (
+        "Model in an uploaded checkpoint",
+        f"MLP up to {models.LARGEST['mlp']:,} hidden units, CNN up to {models.LARGEST['cnn']} channels, "
+        "checked before it is built",
+    ),
     ("Digits read on one canvas", f"{inference.MAX_DIGITS}"),
     ("Uploaded file (weights, drawing archive)", f"{app.MAX_UPLOAD.upper()}"),
     ("Checkpoint file (command line)", f"{checkpoint.MAX_CHECKPOINT_BYTES // 2**20} MB"),

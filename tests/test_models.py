@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mnist_demo.models import GUIDE_HIDDEN, MAX_CROP, GuideMLP, SmallCNN, build_model
+from mnist_demo.models import GUIDE_HIDDEN, MAX_CROP, GuideMLP, SmallCNN, build_model, expected_layout
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
@@ -78,3 +78,15 @@ def test_mnist_ink_lies_inside_the_crop(mnist_train):
     ink = mnist_train.images.float()
     outside = 1 - ink[:, 2:-2, 2:-2].sum() / ink.sum()
     assert 0.001 < outside < 0.003
+
+
+@pytest.mark.parametrize(
+    "name, size, crop", [("mlp", 1, 0), ("mlp", 28, 0), ("cnn", 3, 0), ("cnn", 16, 2), ("cnn", 5, 4)]
+)
+def test_expected_layout_is_the_models_state_dict(name, size, crop):
+    """The layout a checkpoint's header is checked against, computed without a model, is the model's own."""
+    dtypes = {torch.float32: "F32", torch.int64: "I64"}
+    model = build_model(name, size, crop)
+    assert expected_layout(name, size, crop) == {
+        k: (dtypes[v.dtype], list(v.shape)) for k, v in model.state_dict().items()
+    }

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from mnist_demo import canvas
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
 from mnist_demo.preprocess import (
@@ -236,6 +237,11 @@ GARBAGE = {
         "composite": None,
     },
     "PIL 20 x 20": Image.new("L", (20, 20)),
+    "more layers than allowed": {
+        "background": None,
+        "layers": [np.broadcast_to(np.zeros((), np.uint8), (280, 280, 4))] * (canvas.MAX_LAYERS + 1),
+        "composite": None,
+    },
 }
 
 
@@ -252,6 +258,22 @@ def test_huge_arrays_are_refused_before_anything_is_allocated(dtype):
     try:
         with pytest.raises(ValueError, match="5000"):
             sketch_to_tensor(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+@pytest.mark.parametrize("composite", [None, np.zeros((280, 280, 4), np.uint8)])
+def test_layers_are_counted_and_measured_before_any_is_read(composite):
+    """Six layers naming one 4096 x 4096 PNG once cost +911 MB: now counted, then their pixels summed."""
+    full = np.broadcast_to(np.zeros((), np.uint8), (canvas.MAX_SIDE, canvas.MAX_SIDE, 4))  # no memory behind it
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=f"at most {canvas.MAX_LAYERS} layers"):
+            sketch_to_tensor({"background": None, "layers": [full] * 6, "composite": composite})
+        with pytest.raises(ValueError, match="pixels together"):
+            sketch_to_tensor({"background": full, "layers": [full] * 2, "composite": None})
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
