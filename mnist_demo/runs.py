@@ -5,7 +5,10 @@
 status, and, whenever a newly evaluated model is ready, that model as a frozen CPU `Checkpoint` with a
 sentence saying what made it. They change nothing outside themselves: the caller adopts the models it
 is handed (`session.Visitor.adopt`), so a run can live in another thread or process (ZeroGPU runs it in
-a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
+a fork) and a stopped run leaves the last epoch's model. Stopping a run is closing its stream: it yields
+often enough (every step and every evaluation chunk may end in a yield, and the app bounds their cost,
+`mnist_demo.cost`) that a close takes effect within a second, with no flag shared with the caller.
+A model whose outputs are not finite is never handed over (`RunError` says why). Nothing here imports Gradio.
 
     python -m pytest tests/test_runs.py
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +29,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
-from mnist_demo.data import load_mnist, normalize
+from mnist_demo import cost
+from mnist_demo.checkpoint import Checkpoint, CheckpointError, check_outputs, checkpoint_metadata
+from mnist_demo.data import Split, load_mnist, normalize
 from mnist_demo.finetune import FinetuneConfig, FinetuneResult, finetune
 from mnist_demo.inference import prepare
 from mnist_demo.metrics import confusion_matrix, predict_split
@@ -39,6 +44,7 @@ GALLERY_SIZE = 24  # misclassified test digits shown after a run
 ACCURACY_MARGIN = 1.0  # percentage points of room below the lowest accuracy on the plot's y axis
 MODEL_NAMES = {"cnn": "CNN", "mlp": "MLP"}
 SIZE_WORDS = {"cnn": "channels", "mlp": "hidden units"}
+NO_DRAWINGS = "add some drawings of your own first (Draw tab: choose the digit, then Add)"
 
 
 class RunCounter:
@@ -142,13 +148,21 @@ def status_line(event: Progress, config: TrainConfig, accuracy: float | None) ->
     return " · ".join(parts)
 
 
+class RunError(ValueError):
+    """A run that cannot go on, said for the visitor (a diverged loss, a model whose outputs are not finite)."""
+
+
+def results_of(predictions: torch.Tensor, test: Split, limit: int = GALLERY_SIZE) -> Results:
+    """Confusion matrix and the first `limit` misclassified digits, from predictions (N,) on the test split."""
+    wrong = torch.nonzero(predictions != test.labels).flatten()[:limit].tolist()
+    gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(predictions[i])}") for i in wrong]
+    return Results(confusion_matrix(test.labels, predictions).numpy(), gallery)
+
+
 def mistakes(model: nn.Module, limit: int = GALLERY_SIZE) -> Results:
     """Confusion matrix on the MNIST test set and the first `limit` misclassified digits."""
     test = load_mnist(train=False)
-    preds = predict_split(model, test)
-    wrong = torch.nonzero(preds != test.labels).flatten()[:limit].tolist()
-    gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(preds[i])}") for i in wrong]
-    return Results(confusion_matrix(test.labels, preds).numpy(), gallery)
+    return results_of(predict_split(model, test), test, limit)
 
 
 @torch.no_grad()
@@ -161,35 +175,76 @@ def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
     return {str(d): float(p) for d, p in enumerate(probabilities)}
 
 
+def checked(checkpoint: Checkpoint, what: str) -> Checkpoint:
+    """`checkpoint`, unless its outputs are NaN or infinite: then RunError saying that `what` made it so."""
+    try:
+        check_outputs(checkpoint.model)
+    except CheckpointError:
+        raise RunError(f"{what} gives NaN or infinite outputs, so it is not kept: try a lower learning rate") from None
+    return checkpoint
+
+
 def train_stream(config: TrainConfig, probe: np.ndarray | None = None) -> Iterator[RunUpdate]:
     """Train a new model with `config`, yielding updates; each epoch's end brings the evaluated model.
 
-    `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
+    `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update. An update comes
+    at most every `UPDATE_EVERY_S`, and at least that often plus one step or one evaluation chunk (each
+    at most `cost.MAX_STEP_S` for what the app accepts): closing the generator then stops the run within
+    that time, here or in another process that only hands the updates back. Raises RunError when the
+    loss or the model's outputs stop being finite.
     """
     model, origin = new_model(config), f"trained: {describe(config)}"
+    train_data, test = load_mnist(train=True), load_mnist(train=False)
+    per_epoch = config.steps_per_epoch(len(train_data))
+    chunk = cost.eval_chunk(config.model, config.size, config.crop)
     losses: list[tuple[int, float]] = []
     accuracies: list[tuple[int, float]] = []
-    last_sent, event, latest = 0.0, None, None
+    pending: list[float] = []  # the losses of the steps since the plot's last point
+    last_sent, event, latest, predictions = 0.0, None, None, None
+
+    def due() -> bool:
+        return time.monotonic() - last_sent >= UPDATE_EVERY_S
 
     def update(status: str, **extra) -> RunUpdate:
+        nonlocal last_sent
+        last_sent = time.monotonic()
         read = None if probe is None else read_probe(model, probe)
         return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
 
     with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
-        for event in train(config, model, device=torch.device("cpu")):
-            losses.append((event.step, event.loss))
-            if event.test_accuracy is not None:
-                accuracies.append((event.epoch, 100 * event.test_accuracy))
-                latest = snapshot(model, config, event)
-                status = status_line(event, config, event.test_accuracy)
-                yield update(status, checkpoint=latest, origin=origin)
-                last_sent = time.monotonic()
-            elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
-                yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
-                last_sent = time.monotonic()
+        # Every step comes back here (log_every=1), so that the run can be stopped between any two; the
+        # plot still gets a point every `config.log_every` steps. The loop tests nothing: the test set is
+        # read below in chunks, for the same reason.
+        steps = train(dataclasses.replace(config, log_every=1), model, train_data, test.subset(0), torch.device("cpu"))
+        for event in steps:
+            if not math.isfinite(event.loss):
+                raise RunError(
+                    f"training diverged at step {event.step}: the loss became {event.loss}; try a lower learning rate"
+                )
+            pending.append(event.loss)
+            epoch_end = event.step % per_epoch == 0 or event.step == event.total_steps
+            if len(pending) == config.log_every or epoch_end:
+                losses.append((event.step, sum(pending) / len(pending)))
+                pending.clear()
+            if not epoch_end:
+                if due():
+                    yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
+                continue
+            parts = []
+            for start in range(0, len(test), chunk):
+                if due():
+                    done = f"{start:,} of {len(test):,}"
+                    yield update(f"epoch {event.epoch}/{config.epochs} · testing on the test digits: {done}")
+                part = Split(test.images[start : start + chunk], test.labels[start : start + chunk])
+                parts.append(predict_split(model, part))
+            predictions = torch.cat(parts)
+            event = dataclasses.replace(event, test_accuracy=(predictions == test.labels).float().mean().item())
+            accuracies.append((event.epoch, 100 * event.test_accuracy))
+            latest = checked(snapshot(model, config, event), f"the model after epoch {event.epoch}")
+            yield update(status_line(event, config, event.test_accuracy), checkpoint=latest, origin=origin)
 
         done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-        yield update(done, results=mistakes(latest.model))
+        yield update(done, results=results_of(predictions, test))
 
 
 def finetune_stream(
@@ -200,13 +255,15 @@ def finetune_stream(
     Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
-        raise ValueError("add some drawings of your own first (Draw tab: choose the digit, then Add)")
+        raise ValueError(NO_DRAWINGS)
     losses: list[tuple[int, float]] = []
     origin = f"fine-tuned: {source_name} on {len(drawings)} of your drawings"
     with RUNS.track():
         yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
         for event in finetune(source, drawings, config):
             if isinstance(event, Progress):
+                if not math.isfinite(event.loss):
+                    raise RunError(f"fine-tuning diverged at step {event.step}: the loss became {event.loss}")
                 losses.append((event.step, event.loss))
                 status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
                 yield RunUpdate(loss_table(losses), status)
@@ -214,7 +271,7 @@ def finetune_stream(
                 yield RunUpdate(
                     loss_table(losses),
                     f"done: {event.summary()}",
-                    checkpoint=event.checkpoint,
+                    checkpoint=checked(event.checkpoint, "the fine-tuned model"),
                     origin=origin,
                     finetuned=event,
                 )

@@ -8,15 +8,18 @@ is launched in-process; training runs hold their slot until the test lets them g
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import gradio as gr
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
+from ui.admission import MAX_WAITING as APP_MAX_WAITING
 from ui.admission import TrainingAdmission, waiting_in
+from ui.draw import EXAMPLES
 
 pytestmark = [pytest.mark.app, pytest.mark.slow]
 
@@ -86,3 +89,31 @@ def test_training_beyond_the_line_is_refused_at_once_and_drawing_goes_on(app):
     assert [drawer.predict(i, api_name="/draw") for i in range(5)] == [1, 2, 3, 4, 5]  # never "queue full"
     release.set()
     assert [job.result(timeout=30) for job in jobs] == [1] * (MAX_WAITING + 1)
+
+
+TINY_RUN = ["cnn", 1, 1, 16, 0.01, "adam", 100, False, 0, -1, None]  # the Train tab's inputs, the state last
+
+
+def test_sixty_four_training_requests_from_fresh_sessions_leave_drawing_alone(app_url):
+    """The app itself: 64 /train joins filled Gradio's one queue, and every stroke got "Queue is full"."""
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        train = next(d["id"] for d in http.get("config").json()["dependencies"] if d.get("api_name") == "train")
+        joined = []
+        for i in range(64):
+            body = {"data": TINY_RUN, "fn_index": train, "session_hash": f"script{i}", "trigger_id": None}
+            joined.append((f"script{i}", http.post("gradio_api/queue/join", json=body)))
+        accepted = [(s, r.json()["event_id"]) for s, r in joined if r.status_code == 200]
+        refused = [r for _, r in joined if r.status_code != 200]
+        try:
+            assert len(accepted) <= 1 + APP_MAX_WAITING, len(accepted)
+            assert all(r.status_code == 400 for r in refused)
+            assert "The training queue is full" in refused[-1].json()["detail"]
+            assert re.search(r"try again in about \d+ s\. Drawing works meanwhile", refused[-1].json()["detail"])
+            drawer = Client(app_url, verbose=False)
+            example = EXAMPLES[0]
+            for _ in range(5):  # never "Queue is full"
+                value = {"background": None, "layers": [], "composite": handle_file(str(example))}
+                assert drawer.predict(value, "cnn", api_name="/predict")["label"] == example.name.split("-")[0]
+        finally:
+            for session, event in accepted:  # the runs let in are not this test's to wait for
+                http.post("gradio_api/cancel", json={"session_hash": session, "fn_index": train, "event_id": event})

@@ -55,8 +55,9 @@ class TrainingAdmission:
         """About how long until a run asked for now would start, with `waiting` runs ahead of it."""
         return max(1, math.ceil(self.run_s * (waiting + self.slots) / self.slots))
 
-    def check(self, *inputs, **named) -> None:
-        """The train event's validator (it gets the event's inputs, and needs none of them)."""
+    def check(self, *inputs, **named) -> dict:
+        """The train event's validator (it gets the event's inputs, and needs none of them): Gradio's "skip"
+        says every input is valid; beyond the line it raises, and Gradio answers the join with its text."""
         waiting = self.waiting()
         if waiting >= self.max_waiting:
             # A plain exception: Gradio sends str(exception) to the page, and a gr.Error's is quoted.
@@ -64,6 +65,7 @@ class TrainingAdmission:
                 f"The training queue is full ({waiting} runs waiting); try again in about {self.wait_s(waiting)} s. "
                 "Drawing works meanwhile."
             )
+        return gr.skip()
 
     @contextlib.contextmanager
     def run(self) -> Iterator[None]:

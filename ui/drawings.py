@@ -8,19 +8,20 @@ and imports them, and fine-tunes the picked model on them (the run streams from 
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
 from mnist_demo.data import MNISTNotFoundError
 from mnist_demo.inference import MAX_DIGITS, with_article
-from mnist_demo.runs import finetune_stream
+from mnist_demo.runs import NO_DRAWINGS, finetune_stream
 from mnist_demo.segment import split_digits
 from mnist_demo.session import Visitor
-from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy
+from ui.admission import TrainingAdmission
+from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy
 from ui.draw import DrawTab
+from ui.runner import in_background, streamed
+from ui.tempfiles import TempFiles, session_of
 
 INTRO = (
     "Each drawing you add in the Draw tab lands here with the digit you said it is. See how the chosen model "
@@ -39,8 +40,10 @@ class DrawingsTab:
 class DrawingsHandlers:
     """The visitor's set of drawings, read by the picked model."""
 
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, files: TempFiles | None = None, admission: TrainingAdmission | None = None):
         self.models = models
+        self.files = files or TempFiles()  # the archives offered for download, each session's own
+        self.admission = admission or TrainingAdmission(lambda: 0)  # times the runs, for its estimate
 
     def score(self, key: str, visitor: Visitor, predictions: list[int] | None = None) -> str:
         """'Your accuracy' beside the model's MNIST accuracy; `predictions` when the drawings were read already."""
@@ -92,12 +95,10 @@ class DrawingsHandlers:
     def selected(event: gr.SelectData):
         return event.index
 
-    @staticmethod
-    def export(visitor: Visitor):
+    def export(self, visitor: Visitor, request: gr.Request | None = None):
         if not len(visitor.drawings):
             raise gr.Error("There are no drawings to export yet.")
-        path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / "my-digits.zip"
-        path.write_bytes(visitor.drawings.export_zip())
+        path = self.files.write(session_of(request), "my-digits.zip", visitor.drawings.export_zip())
         return gr.update(value=str(path), visible=True)
 
     def import_set(self, path, key: str, visitor: Visitor):
@@ -111,19 +112,28 @@ class DrawingsHandlers:
     def finetune(self, key: str, visitor: Visitor):
         """Fine-tune a copy of the picked model on the visitor's drawings; the result joins their models."""
         source = self.models.pick(key, visitor)
+        if not len(visitor.drawings):  # said before any status (the stream would say it at its first update)
+            raise gr.Error(f"Cannot fine-tune: {NO_DRAWINGS}")
         try:
-            for update in finetune_stream(source, visitor.drawings, self.models.name(key, visitor)):
-                picker = gr.skip()
-                if update.checkpoint is not None:
-                    picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
-                yield update.status, update.losses, picker
-        except (ValueError, MNISTNotFoundError) as err:
+            stream = finetune_stream(source, visitor.drawings, self.models.name(key, visitor))
+            with self.admission.run(), in_background(stream) as updates:  # see TrainHandlers.train
+                for update in updates:
+                    if update is None:  # nothing new yet: a tick, for streamed() to drop
+                        yield None
+                        continue
+                    picker = gr.skip()
+                    if update.checkpoint is not None:
+                        picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
+                    yield update.status, update.losses, picker
+        except MNISTNotFoundError:
+            raise gr.Error(f"Cannot fine-tune: {MNIST_MISSING}") from None
+        except ValueError as err:
             raise gr.Error(f"Cannot fine-tune: {err}") from None
 
 
 def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
     """The Your drawings tab, and the Draw tab's Add button and model picker, which change what it shows."""
-    h, visitor = DrawingsHandlers(page.models), page.visitor
+    h, visitor = DrawingsHandlers(page.models, page.files, page.admission), page.visitor
     with gr.Tab("Your drawings"):
         gr.Markdown(INTRO)
         score = gr.Markdown(elem_id="score-mine")
@@ -153,11 +163,12 @@ def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
     export.click(h.export, visitor, exported, **QUIET)
     upload.upload(h.import_set, [upload, draw.picker, visitor], shown, **QUIET)
     finetune.click(
-        h.finetune,
+        streamed(h.finetune),
         [draw.picker, visitor],
         [status, losses, draw.picker],
         concurrency_limit=TRAIN_CONCURRENCY,
         concurrency_id="train",
+        validator=page.admission.check,  # as the Train tab's runs: they share one line
         **QUIET,
     )  # the new model becomes the picked one, whose change event refreshes what is shown
     return DrawingsTab(gallery=gallery)

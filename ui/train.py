@@ -15,30 +15,48 @@ import pandas as pd
 
 from mnist_demo import limits
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from mnist_demo.data import MNISTNotFoundError, mnist_available, mnist_root, raw_dir
+from mnist_demo.data import MNISTNotFoundError, mnist_available
 from mnist_demo.inference import prepare, with_article
 from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import gallery_tile
-from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, accuracy_range, train_stream
+from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunError, accuracy_range, train_stream
 from mnist_demo.session import Run, Visitor
-from ui.common import DIGITS, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, weights_file
+from ui.admission import TrainingAdmission
+from ui.common import DIGITS, MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, weights_file
 from ui.draw import DrawTab
 from ui.drawings import DrawingsTab
+from ui.runner import in_background, streamed
+from ui.tempfiles import TempFiles, session_of
 
 CONFUSION_CORNER = "true \\ said"
 SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
 DEFAULT_SIZE = {"cnn": limits.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
-BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 NO_PROBE = ("none", -1)  # the probe picker's value when no drawing is watched
 
 
 class TrainHandlers:
     """A visitor's training runs, and the models they load from files."""
 
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, files: TempFiles | None = None, admission: TrainingAdmission | None = None):
         self.models = models
+        self.files = files or TempFiles()  # the weights files offered for download, each session's own
+        self.admission = admission or TrainingAdmission(lambda: 0)  # times the runs, for its estimate
 
-    def train(self, model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor):
+    def train(
+        self,
+        model_name,
+        size,
+        epochs,
+        batch_size,
+        lr,
+        optimizer,
+        train_size,
+        augment,
+        seed,
+        probe,
+        visitor,
+        request: gr.Request | None = None,
+    ):
         """Train a model with these settings, streaming the loss curve and status; it becomes the picked model."""
         try:
             config = limits.app_config(
@@ -57,39 +75,50 @@ class TrainHandlers:
         entries = visitor.drawings.entries
         watched = entries[int(probe)].image if probe is not None and 0 <= int(probe) < len(entries) else None
         visitor.run = run = Run()
+        session = session_of(request)
         try:
-            for update in train_stream(config, watched):
-                if visitor.run is not run:  # stopped: this run adopts nothing more
-                    return
-                picker = gr.skip()
-                if update.checkpoint is not None:
-                    run.model_key = visitor.adopt(update.checkpoint, update.origin, replace=run.model_key)
-                    run.epochs += 1
-                    picker = self.models.picker(visitor, run.model_key)
-                results = [gr.skip()] * 3 if update.results is None else self.finished(update.results, visitor, run)
-                probed = gr.skip() if update.probe is None else update.probe
-                accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
-                yield update.losses, accuracy, update.status, picker, probed, *results
+            # In a thread of its own: this handler returns at least every tick, so a Stop ends it at once.
+            with self.admission.run(), in_background(train_stream(config, watched)) as updates:
+                for update in updates:
+                    if visitor.run is not run:  # stopped: this run adopts nothing more
+                        return
+                    if update is None:  # nothing new yet: a tick, for streamed() to drop
+                        yield None
+                        continue
+                    picker = gr.skip()
+                    if update.checkpoint is not None:
+                        run.model_key = visitor.adopt(update.checkpoint, update.origin, replace=run.model_key)
+                        run.epochs += 1
+                        picker = self.models.picker(visitor, run.model_key)
+                    results = (
+                        [gr.skip()] * 3
+                        if update.results is None
+                        else self.finished(update.results, visitor, run, session)
+                    )
+                    probed = gr.skip() if update.probe is None else update.probe
+                    accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
+                    yield update.losses, accuracy, update.status, picker, probed, *results
         except Exception as err:  # not GeneratorExit: a stopped run stays for Stop to report
             if visitor.run is run:
                 visitor.run = None
             if isinstance(err, MNISTNotFoundError):
-                raise gr.Error(str(err)) from None
+                raise gr.Error(MNIST_MISSING) from None
+            if isinstance(err, RunError):
+                raise gr.Error(f"Stopped: {err}") from None
             raise
         if visitor.run is run:
             visitor.run = None  # finished
 
-    @staticmethod
-    def finished(results: Results, visitor: Visitor, run: Run) -> list:
+    def finished(self, results: Results, visitor: Visitor, run: Run, session: str) -> list:
         """The confusion matrix, the gallery of mistakes and the weights file of a finished run."""
         confusion = pd.DataFrame(results.confusion, columns=DIGITS)
         confusion.insert(0, CONFUSION_CORNER, DIGITS)
         gallery = [(gallery_tile(image), caption) for image, caption in results.mistakes]
         own = visitor.model(run.model_key)
-        return [confusion, gallery, gr.update(value=weights_file(own.checkpoint, own.key), visible=True)]
+        weights = weights_file(own.checkpoint, own.key, self.files, session)
+        return [confusion, gallery, gr.update(value=weights, visible=True)]
 
-    @staticmethod
-    def stopped(visitor: Visitor):
+    def stopped(self, visitor: Visitor, request: gr.Request | None = None):
         """After Stop: say what was kept, and offer the kept model for download."""
         run, visitor.run = visitor.run, None
         if run is None:
@@ -100,7 +129,7 @@ class TrainHandlers:
         epochs = f"{run.epochs} epoch{'s' * (run.epochs != 1)}"
         return (
             f"stopped · your model #{own.number} after {epochs} is kept and picked in the Draw tab",
-            gr.update(value=weights_file(own.checkpoint, own.key), visible=True),
+            gr.update(value=weights_file(own.checkpoint, own.key, self.files, session_of(request)), visible=True),
         )
 
     def upload(self, path, visitor: Visitor):
@@ -132,13 +161,13 @@ class TrainHandlers:
 
 def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     """The Train tab and its events; a run's models go to the Draw tab's picker."""
-    h, visitor = TrainHandlers(page.models), page.visitor
+    h, visitor = TrainHandlers(page.models, page.files, page.admission), page.visitor
     d = limits.APP_DEFAULTS
     with gr.Tab("Train"):
         if not mnist_available():
-            gr.Markdown(
-                f"**MNIST is not on this machine** (looked in `{raw_dir(mnist_root())}`). Training will "
-                "try to download it; if that fails it says why, and drawing still works."
+            gr.Markdown(  # no folder named: a public page shows none of the server's paths
+                "**MNIST is not on this server.** Training will try to download it; if that fails it says so, "
+                "and drawing still works."
             )
         with gr.Row():
             with gr.Column(scale=2):
@@ -147,7 +176,7 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
                 # (the server refuses a CNN too wide with its own message); the page narrows it on load.
                 size = gr.Slider(1, max(limits.MAX_SIZE.values()), value=d.size, step=1, label=SIZE_LABEL[d.model])
                 epochs = gr.Slider(1, limits.MAX_EPOCHS, value=d.epochs, step=1, label="Epochs")
-                batch_size = gr.Dropdown(BATCH_SIZES, value=d.batch_size, label="Batch size")
+                batch_size = gr.Dropdown(limits.BATCH_SIZES, value=d.batch_size, label="Batch size")
                 lr = gr.Number(d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5, maximum=1.0)
                 optimizer = gr.Radio(
                     [("Adam", "adam"), ("SGD + momentum", "sgd")], value=d.optimizer, label="Optimizer"
@@ -195,13 +224,14 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
 
     settings = [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor]
     run = train.click(
-        h.train,
+        streamed(h.train),  # Stop answered at once, the run ended within a step (ui/runner.py)
         settings,
         [losses, accuracies, status, draw.picker, probed, confusion, mistakes, download],
         api_name="train",
         show_progress="hidden",
         concurrency_limit=TRAIN_CONCURRENCY,
         concurrency_id="train",
+        validator=page.admission.check,  # a full training line is refused at once, apart from drawing's queue
     )
     # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
     stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)

@@ -1,0 +1,146 @@
+"""mnist_demo/runs.py: a run's stream can be closed between any two steps or evaluation chunks, and never hands
+over a model whose outputs are not finite.
+
+    python -m pytest tests/test_runs.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from mnist_demo import cost, limits, runs
+from mnist_demo.checkpoint import Checkpoint
+from mnist_demo.finetune import FinetuneResult
+from mnist_demo.models import build_model
+from mnist_demo.personal import PersonalSet
+from mnist_demo.train import Progress, TrainConfig
+from testkit.sketches import draw, sketchpad
+
+pytestmark = pytest.mark.mnist
+SMALL = dataclasses.replace(limits.APP_DEFAULTS, model="mlp", size=16, epochs=2, train_size=640, batch_size=64)
+
+
+@pytest.fixture
+def every_chance(monkeypatch, mnist_test):
+    """Every step and every evaluation chunk yields an update (the stream's chances to be closed)."""
+    monkeypatch.setattr(runs, "UPDATE_EVERY_S", 0.0)
+    evaluated, predict = [], runs.predict_split
+
+    def counted(model, split):
+        evaluated.append(len(split))
+        return predict(model, split)
+
+    monkeypatch.setattr(runs, "predict_split", counted)
+    return evaluated
+
+
+def test_the_stream_yields_after_every_step_and_every_evaluation_chunk(every_chance, one_thread):
+    updates = list(runs.train_stream(SMALL))
+    steps = SMALL.epochs * SMALL.steps_per_epoch()
+    chunk = cost.eval_chunk(SMALL.model, SMALL.size)
+    chunks = SMALL.epochs * -(-10_000 // chunk)
+    assert every_chance == [chunk] * (chunks // SMALL.epochs) * SMALL.epochs  # the test set, chunk by chunk
+    # A step's update each (the epoch's last step brings the model instead), a chunk's each, and the end.
+    assert len(updates) == steps + chunks + 1
+    assert [u.checkpoint is not None for u in updates].count(True) == SMALL.epochs
+    # The plot still gets a point every log_every steps and at each epoch's end, as the loop gave it.
+    per_epoch = SMALL.steps_per_epoch()
+    expected = sorted(
+        {e * per_epoch + s for e in range(SMALL.epochs) for s in range(SMALL.log_every, per_epoch, SMALL.log_every)}
+        | {(e + 1) * per_epoch for e in range(SMALL.epochs)}
+    )
+    assert updates[-1].losses["step"].tolist() == expected
+    assert updates[-1].results.confusion.sum() == 10_000
+
+
+def test_closing_the_stream_during_an_evaluation_stops_it_there(every_chance, one_thread):
+    stream = runs.train_stream(SMALL)
+    testing = 0
+    for update in stream:
+        testing += "testing" in update.status
+        if testing == 2:  # one chunk evaluated, the next about to be
+            break
+    assert runs.RUNS.count() == 1 and len(every_chance) == 1
+    stream.close()
+    assert runs.RUNS.count() == 0 and len(every_chance) == 1  # not one more chunk
+
+
+def test_a_model_whose_outputs_are_not_finite_is_not_handed_over(monkeypatch, one_thread):
+    train = runs.train
+
+    def spoiled(config, model, *args, **kwargs):  # finite weights, NaN outputs in eval mode
+        for event in train(config, model, *args, **kwargs):
+            model.fc1.weight.data[0, 0] = float("inf") if event.step == config.total_steps() else 0.0
+            yield event
+
+    monkeypatch.setattr(runs, "train", spoiled)
+    with pytest.raises(runs.RunError, match="after epoch 1 gives NaN or infinite outputs"):
+        list(runs.train_stream(dataclasses.replace(SMALL, epochs=1)))
+
+
+def test_a_diverged_loss_stops_the_run_with_a_clear_message(monkeypatch):
+    def diverging(config, model, *args, **kwargs):
+        yield Progress(1, 10, 1, 2.3, 100.0, 0.1, 0.1)
+        yield Progress(2, 10, 1, float("nan"), 100.0, 0.2, 0.2)
+
+    monkeypatch.setattr(runs, "train", diverging)
+    with pytest.raises(runs.RunError, match="diverged at step 2: the loss became nan; try a lower learning rate"):
+        list(runs.train_stream(SMALL))
+    assert runs.RUNS.count() == 0
+
+
+@pytest.fixture
+def one_drawing():
+    drawings = PersonalSet()
+    drawings.add(sketchpad(draw("3")), 3)
+    return drawings
+
+
+def test_fine_tuning_refuses_a_result_whose_outputs_are_not_finite(monkeypatch, one_drawing):
+    broken = build_model("cnn", 4).eval()
+    with torch.no_grad():
+        broken.features[0][2].running_var.fill_(-1.0)  # finite, but sqrt(var + eps) is NaN
+    result = FinetuneResult(Checkpoint(broken, {"model": "cnn", "size": 4}), 0.5, 1.0, 1, False, 0.9, 0.9, 1, 0.1)
+    monkeypatch.setattr(runs, "finetune", lambda *args: iter([result]))
+    with pytest.raises(runs.RunError, match="fine-tuned model gives NaN or infinite outputs, so it is not kept"):
+        list(runs.finetune_stream(Checkpoint(build_model("cnn", 4), {}), one_drawing, "the CNN"))
+
+
+def test_fine_tuning_stops_when_its_loss_is_not_finite(monkeypatch, one_drawing):
+    monkeypatch.setattr(runs, "finetune", lambda *args: iter([Progress(1, 5, 1, float("inf"), 1.0, 0.1, 0.1)]))
+    with pytest.raises(runs.RunError, match="fine-tuning diverged at step 1"):
+        list(runs.finetune_stream(Checkpoint(build_model("cnn", 4), {}), one_drawing, "the CNN"))
+
+
+def test_the_step_estimate_refuses_what_would_make_a_stop_wait():
+    widest = limits.MAX_SIZE["cnn"]
+    with pytest.raises(ValueError, match=r"would take about 4\.\d s on one core.*use a batch of at most 32"):
+        limits.app_config(model="cnn", size=widest, batch_size=limits.MAX_BATCH_SIZE)
+    assert limits.app_config(model="cnn", size=widest, batch_size=32).batch_size == 32
+    assert limits.app_config(model="mlp", size=limits.MAX_SIZE["mlp"], batch_size=limits.MAX_BATCH_SIZE)
+    assert cost.step_seconds(**{"model": "cnn", "size": 16, "batch_size": 128}) < cost.MAX_STEP_S  # the defaults
+
+
+@pytest.mark.parametrize("model, size", [("mlp", 28), ("mlp", 1024), ("cnn", 8), ("cnn", 64)])
+def test_the_mac_count_is_the_models_own(model, size):
+    """forward_macs against the layers' shapes, counted by hooks on a real forward pass."""
+    net, macs = build_model(model, size), []
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            macs.append(module.in_features * module.out_features)
+        elif isinstance(module, torch.nn.Conv2d):
+            macs.append(output[0].numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1])
+
+    for layer in net.modules():
+        layer.register_forward_hook(count)
+    net.eval()(torch.zeros(1, 1, 28, 28))
+    assert cost.forward_macs(model, size) == sum(macs)
+
+
+def test_a_config_the_app_refuses_is_not_a_train_config_problem():
+    """The cap is the app's (limits.app_config): the command line trains what it likes."""
+    assert TrainConfig(model="cnn", size=64, batch_size=512)
