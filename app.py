@@ -57,6 +57,8 @@ ANALYTICS_EVERY = 100  # events between Gradio's summaries of its queue statisti
 
 FILES = TempFiles()  # every visitor's downloads, each session's own (its folder is made on first use)
 KEEPER = SessionKeeper(on_drop=[FILES.remove])  # which sessions go when there are too many, and their files
+# Training's own short line, in front of Gradio's queue (which is then drawing's); counts the app's queue.
+ADMISSION = TrainingAdmission(lambda: waiting_in(demo, "train"))
 
 
 def forget_files(request: gr.Request) -> None:
@@ -71,8 +73,7 @@ def build_demo(models: Models | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         visitor = gr.State(Visitor())  # copied for each browser tab: their models and drawings, nobody else's
         gr.Markdown(f"## {TITLE}\n{DESCRIPTION}")
-        admission = TrainingAdmission(lambda: waiting_in(demo, "train"))  # training's line, apart from drawing's
-        page = Page(demo, models, visitor, FILES, admission)
+        page = Page(demo, models, visitor, FILES, ADMISSION)
         draw = build_draw_tab(page)
         drawings = build_drawings_tab(page, draw)
         build_train_tab(page, draw, drawings)
@@ -106,7 +107,8 @@ def launch(**options):
     """Tune the process and serve the app, guarded (ui/guard.py) and with its sessions kept fairly
     (ui/sessions.py); `options` override `LAUNCH` and Gradio's defaults."""
     tune_process(demo)
-    app_kwargs = merge_app_kwargs(guard(demo), KEEPER.app_kwargs(), options.pop("app_kwargs", {}))
+    extra = options.pop("app_kwargs", None) or {}
+    app_kwargs = merge_app_kwargs(guard(demo), KEEPER.app_kwargs(), ADMISSION.app_kwargs(demo), extra)
     return demo.launch(**{**LAUNCH, **options}, app_kwargs=app_kwargs)
 
 

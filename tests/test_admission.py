@@ -33,8 +33,8 @@ def test_the_estimate_follows_finished_runs():
     with admission.run():
         clock[0] += 20
     assert admission.run_s == pytest.approx(13.0)
-    with pytest.raises(RuntimeError, match=r"full \(4 runs waiting\); try again in about 65 s"):
-        TrainingAdmission(lambda: 4, typical_run_s=13).check("any", "inputs")
+    assert "full (4 runs waiting); try again in about 65 s" in TrainingAdmission(lambda: 4, typical_run_s=13).refusal()
+    assert TrainingAdmission(lambda: 3, typical_run_s=13).refusal() is None
 
 
 @pytest.fixture
@@ -50,11 +50,11 @@ def app():
             return x
 
         number.change(lambda x: x + 1, number, out, api_name="draw", concurrency_limit=4, concurrency_id="draw")
-        gr.Button().click(
-            train, number, out, api_name="train", concurrency_limit=1, concurrency_id="train", validator=admission.check
-        )
+        gr.Button().click(train, number, out, api_name="train", concurrency_limit=1, concurrency_id="train")
     demo.queue(max_size=2 + MAX_WAITING)  # small: without admission, training alone would fill it
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, app_kwargs=admission.app_kwargs(demo)
+    )
     try:
         yield url, release
     finally:

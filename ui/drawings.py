@@ -168,7 +168,6 @@ def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
         [status, losses, draw.picker],
         concurrency_limit=TRAIN_CONCURRENCY,
         concurrency_id="train",
-        validator=page.admission.check,  # as the Train tab's runs: they share one line
         **QUIET,
     )  # the new model becomes the picked one, whose change event refreshes what is shown
     return DrawingsTab(gallery=gallery)

@@ -24,6 +24,7 @@ ends the run just as soon, since it yields at least every step.)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -43,6 +44,7 @@ TRAINING_NICE = 10  # Linux niceness of a run's thread: CFS gives it ~1/10 of a 
 SLOT_POLL_S = 0.05  # while waiting for a stopped run to let go of its slot, how often a stop is checked
 SLOTS = threading.BoundedSemaphore(TRAIN_CONCURRENCY)  # runs computing at once, stopped ones until they end
 CLOSE_POLL_S = 0.02  # while a handler abandoned by a Stop finishes its `next()`, how often to try closing it
+EXIT_WAIT_S = 10.0  # at exit, how long the runs still computing get to finish their step
 CLOSE_TIMEOUT_S = 120.0  # after this, an abandoned handler that never returned is left to the garbage collector
 _ITEM, _ERROR, _END = "item", "error", "end"
 _DONE = object()
@@ -63,6 +65,7 @@ class Background(Generic[T]):
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._pump, args=(stream,), name="mnist-demo-run", daemon=True)
+        _LIVE.add(self)
         self.thread.start()
 
     def _pump(self, stream: Iterator[T]) -> None:
@@ -84,6 +87,7 @@ class Background(Generic[T]):
             with contextlib.suppress(Exception):
                 stream.close()  # a stopped stream ends here: its GeneratorExit, its clean-up
             self._queue.put((_END, None))
+            _LIVE.discard(self)
 
     def __iter__(self) -> Iterator[T | None]:
         while True:
@@ -107,6 +111,20 @@ class Background(Generic[T]):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+_LIVE: set[Background] = set()  # runs whose thread has not ended
+
+
+@atexit.register
+def _stop_all(wait_s: float = EXIT_WAIT_S) -> None:
+    """At exit, stop every run and give it its step to finish: a thread killed inside torch aborts the process."""
+    live = list(_LIVE)
+    for background in live:
+        background.stop()
+    deadline = time.monotonic() + wait_s
+    for background in live:
+        background.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def in_background(stream: Iterator[T], tick_s: float = TICK_S) -> Background[T]:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -46,6 +45,7 @@ from mnist_demo.data import IMAGE_SIZE
 from mnist_demo.models import LARGEST, build_model
 from mnist_demo.personal import DRAWING_SIDE, MAX_DRAWINGS
 from mnist_demo.session import MAX_OWN_MODELS, Visitor
+from ui.asgi import JOIN_PATH, is_post, read_json
 
 MAX_SESSIONS = 2000  # sessions Gradio keeps (its state_session_capacity), held or not
 # Gradio's own cost of one of this app's sessions (a copy of every block's config, the empty gr.State
@@ -54,8 +54,6 @@ SESSION_BYTES = 160 * 2**10
 MAX_HELD_BYTES = 1024 * 2**20  # every visitor's models and drawings together
 MAX_IDLE_S = 3600  # a session unused this long is dropped, with what it holds
 SWEEP_S = 2.0  # how often idle sessions and the byte budget are checked
-JOIN_PATH = "/queue/join"  # where a session runs its events (Gradio's /gradio_api/queue/join)
-MAX_JOIN_BODY = 1 * 2**20  # larger join bodies are passed on without reading their session
 FORWARDED = b"x-forwarded-for"
 
 
@@ -284,26 +282,12 @@ class SessionAddressMiddleware:
         self.app, self.keeper = app, keeper
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").endswith(JOIN_PATH):
-            await self.app(scope, receive, send)
-            return
-        messages, size = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if message["type"] != "http.request" or not message.get("more_body") or size > MAX_JOIN_BODY:
-                break
-        if size <= MAX_JOIN_BODY:
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                session = json.loads(b"".join(m.get("body", b"") for m in messages)).get("session_hash")
-                if isinstance(session, str) and session:
-                    self.keeper.note(session, client_address(scope))
-
-        async def replay():
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
+        if is_post(scope, JOIN_PATH):
+            body, receive = await read_json(receive)
+            session = body.get("session_hash")
+            if isinstance(session, str) and session:
+                self.keeper.note(session, client_address(scope))
+        await self.app(scope, receive, send)
 
 
 def merge_app_kwargs(*parts: dict[str, Any]) -> dict[str, Any]:

@@ -231,7 +231,6 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
         show_progress="hidden",
         concurrency_limit=TRAIN_CONCURRENCY,
         concurrency_id="train",
-        validator=page.admission.check,  # a full training line is refused at once, apart from drawing's queue
     )
     # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
     stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)
