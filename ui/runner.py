@@ -60,8 +60,8 @@ def lower_priority(nice: int = TRAINING_NICE) -> None:
 class Background(Generic[T]):
     """A stream iterated by a thread of its own; iterate this for its items, or None after each quiet tick."""
 
-    def __init__(self, stream: Iterator[T], tick_s: float = TICK_S, nice: int = TRAINING_NICE):
-        self.tick_s, self.nice = tick_s, nice
+    def __init__(self, stream: Iterator[T], tick_s: float = TICK_S, nice: int | None = None):
+        self.tick_s, self.nice = tick_s, TRAINING_NICE if nice is None else nice  # read now: bench/load varies it
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._pump, args=(stream,), name="mnist-demo-run", daemon=True)
