@@ -185,6 +185,14 @@ MAX_THICKENING = 1.0  # blend weight towards a full 3x3 dilation
 MAX_THINNING = 0.5  # blend weight towards a full 3x3 erosion
 
 
+def to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Random numbers drawn on the CPU (so every device sees the same) sent to `device` without waiting: a
+    copy from ordinary memory to a GPU would wait for all the work queued before it, at every batch."""
+    if device.type != "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Randomly rotate, shear, scale, shift and thicken/thin a batch of images in [0, 1].
 
@@ -195,7 +203,7 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     b, device = images.shape[0], images.device
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(device)
+        return to_device(torch.rand(b, generator=generator) * (hi - lo) + lo, device)
 
     angle = torch.deg2rad(uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
     shear = uniform(-MAX_SHEAR, MAX_SHEAR)
@@ -215,7 +223,8 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     # Stroke weight: blend towards a 3x3 dilation (weight > 0) or erosion (weight < 0). Erosion is
     # capped lower because a full one erases MNIST's thinnest strokes.
     weight = uniform(-MAX_THINNING, MAX_THICKENING)
-    weight = torch.where(torch.rand(b, generator=generator).to(device) < STROKE_CHANGE_P, weight, 0.0).view(b, 1, 1, 1)
+    changed = to_device(torch.rand(b, generator=generator), device) < STROKE_CHANGE_P
+    weight = torch.where(changed, weight, 0.0).view(b, 1, 1, 1)
     thicker = F.max_pool2d(out, 3, stride=1, padding=1)
     thinner = -F.max_pool2d(-out, 3, stride=1, padding=1)
     return out + weight.clamp(min=0) * (thicker - out) + (-weight).clamp(min=0) * (thinner - out)

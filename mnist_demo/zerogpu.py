@@ -17,8 +17,8 @@ package (0.51) does there, and what follows for callers:
   else, reading drawings included, stays explicitly on the CPU.
 - `duration` is checked against the visitor's remaining daily quota before the call (the quota is
   charged with the time actually used), so it is an estimate from the settings, not a flat maximum,
-  and capped (`MAX_DURATION_S`). A run still going at its duration may be aborted; `stop_after` ends
-  one cleanly a little before.
+  and capped (`MAX_DURATION_S`). A run still going at its duration may be aborted; `stop_after` with
+  `run_limit` ends one cleanly a little before, keeping what its finished epochs handed out.
 
     python -c "from mnist_demo import zerogpu, live; print(zerogpu.train_seconds(live.APP_DEFAULTS))"
 """
@@ -98,6 +98,12 @@ def request_seconds(seconds: float) -> int:
     if not math.isfinite(seconds):
         return MAX_DURATION_S
     return int(min(MAX_DURATION_S, max(MIN_DURATION_S, math.ceil(seconds))))
+
+
+def run_limit(seconds: float) -> float:
+    """How long a function that asked for `request_seconds(seconds)` may train before `stop_after` ends it:
+    the request less the worker's start-up, which ZeroGPU counts too."""
+    return request_seconds(seconds) - START_S
 
 
 def gpu(estimate: Callable[..., float]) -> Callable[[F], F]:

@@ -103,6 +103,11 @@ def test_request_seconds(seconds, expected):
     assert zerogpu.request_seconds(seconds) == expected
 
 
+def test_a_run_stops_before_its_request_runs_out():
+    for seconds in (1.0, 12.7, 59.0, 500.0):
+        assert 0 < zerogpu.run_limit(seconds) < zerogpu.request_seconds(seconds)  # the start-up is left out
+
+
 def test_stop_after_closes_the_run():
     closed = []
 
