@@ -10,6 +10,7 @@
 # GPU path needs, as a GPU image without network does; else a venv, .venv-gpu, made from requirements.txt
 # and requirements-dev.txt's pytest pins. MNIST: $MNIST_ROOT (the folder holding MNIST/raw/), else ./data;
 # gzipped IDX files there (*-ubyte.gz, as MNIST is distributed) are unpacked to a temporary folder.
+# GIT_COMMIT names the commit in the file where the tree was copied without .git.
 # Exit status: 0 when the tests pass and every target is met, 1 otherwise; the file is written either way.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --cpu-tiny) tiny=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -89,7 +90,7 @@ bench_rc=${PIPESTATUS[0]}
 {
   echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "Written by \`bash scripts/gpu_check.sh$([ "$tiny" = 1 ] && echo ' --cpu-tiny')\` on commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo "Written by \`bash scripts/gpu_check.sh$([ "$tiny" = 1 ] && echo ' --cpu-tiny')\` on commit ${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}."
   echo
   echo "- $about"
   echo
