@@ -63,7 +63,7 @@ class RunCounter:
         return self._count
 
 
-RUNS = RunCounter()  # shared by the whole app, like the queue it mirrors
+RUNS = RunCounter()  # shared by the whole app, like the queue it mirrors; counted where the app serves
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,10 @@ def status_line(event: Progress, config: TrainConfig, accuracy: float | None) ->
     return " · ".join(parts)
 
 
-def mistakes(model: nn.Module, limit: int = GALLERY_SIZE) -> Results:
+def mistakes(model: nn.Module, device: torch.device | str = "cpu", limit: int = GALLERY_SIZE) -> Results:
     """Confusion matrix on the MNIST test set and the first `limit` misclassified digits."""
     test = load_mnist(train=False)
-    preds = predict_split(model, test)
+    preds = predict_split(model, test, device)
     wrong = torch.nonzero(preds != test.labels).flatten()[:limit].tolist()
     gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(preds[i])}") for i in wrong]
     return Results(confusion_matrix(test.labels, preds).numpy(), gallery)
@@ -156,16 +156,19 @@ def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
     """{digit: probability} for one (28, 28) uint8 drawing, from a model in the middle of training."""
     training = model.training
     model.eval()  # batch norm must use its running statistics for a single image
-    probabilities = model(normalize(torch.from_numpy(image)[None])).softmax(dim=1)[0]  # (10,)
+    x = normalize(torch.from_numpy(image)[None]).to(next(model.parameters()).device)  # (1, 1, 28, 28)
+    probabilities = model(x).softmax(dim=1)[0].cpu()  # (10,)
     model.train(training)
     return {str(d): float(p) for d, p in enumerate(probabilities)}
 
 
-def train_stream(config: TrainConfig, probe: np.ndarray | None = None) -> Iterator[RunUpdate]:
-    """Train a new model with `config`, yielding updates; each epoch's end brings the evaluated model.
-
-    `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
+def train_stream(
+    config: TrainConfig, probe: np.ndarray | None = None, device: torch.device | str = "cpu"
+) -> Iterator[RunUpdate]:
+    """Train a new model with `config` on `device`, yielding updates; each epoch's end brings the evaluated
+    model, on the CPU. `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
     """
+    device = torch.device(device)
     model, origin = new_model(config), f"trained: {describe(config)}"
     losses: list[tuple[int, float]] = []
     accuracies: list[tuple[int, float]] = []
@@ -175,46 +178,42 @@ def train_stream(config: TrainConfig, probe: np.ndarray | None = None) -> Iterat
         read = None if probe is None else read_probe(model, probe)
         return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
 
-    with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
-        for event in train(config, model, device=torch.device("cpu")):
-            losses.append((event.step, event.loss))
-            if event.test_accuracy is not None:
-                accuracies.append((event.epoch, 100 * event.test_accuracy))
-                latest = snapshot(model, config, event)
-                status = status_line(event, config, event.test_accuracy)
-                yield update(status, checkpoint=latest, origin=origin)
-                last_sent = time.monotonic()
-            elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
-                yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
-                last_sent = time.monotonic()
+    for event in train(config, model, device=device):
+        losses.append((event.step, event.loss))
+        if event.test_accuracy is not None:
+            accuracies.append((event.epoch, 100 * event.test_accuracy))
+            latest = snapshot(model, config, event)
+            status = status_line(event, config, event.test_accuracy)
+            yield update(status, checkpoint=latest, origin=origin)
+            last_sent = time.monotonic()
+        elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
+            yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
+            last_sent = time.monotonic()
 
-        done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-        yield update(done, results=mistakes(latest.model))
+    done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
+    yield update(done, results=mistakes(model, device))
 
 
 def finetune_stream(
-    source: Checkpoint, drawings: PersonalSet, source_name: str, config: FinetuneConfig = FinetuneConfig()
+    source: Checkpoint,
+    drawings: PersonalSet,
+    source_name: str,
+    config: FinetuneConfig = FinetuneConfig(),
+    device: torch.device | str = "cpu",
 ) -> Iterator[RunUpdate]:
-    """Fine-tune a copy of `source` on the visitor's `drawings`; the last update brings the new model.
-
-    Raises ValueError before the first update when there is nothing to fine-tune on.
+    """Fine-tune a copy of `source` on the visitor's `drawings` on `device`; the last update brings the new
+    model, on the CPU. Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
         raise ValueError("add some drawings of your own first (Draw tab: choose the digit, then Add)")
     losses: list[tuple[int, float]] = []
     origin = f"fine-tuned: {source_name} on {len(drawings)} of your drawings"
-    with RUNS.track():
-        yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
-        for event in finetune(source, drawings, config):
-            if isinstance(event, Progress):
-                losses.append((event.step, event.loss))
-                status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
-                yield RunUpdate(loss_table(losses), status)
-            else:
-                yield RunUpdate(
-                    loss_table(losses),
-                    f"done: {event.summary()}",
-                    checkpoint=event.checkpoint,
-                    origin=origin,
-                    finetuned=event,
-                )
+    yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
+    for event in finetune(source, drawings, config, device=device):
+        if isinstance(event, Progress):
+            losses.append((event.step, event.loss))
+            status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
+            yield RunUpdate(loss_table(losses), status)
+        else:
+            done = f"done: {event.summary()}"
+            yield RunUpdate(loss_table(losses), done, checkpoint=event.checkpoint, origin=origin, finetuned=event)

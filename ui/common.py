@@ -6,16 +6,20 @@ python -m pytest tests/test_app.py -k picker
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import gradio as gr
 
 from mnist_demo.checkpoint import Checkpoint, checkpoint_bytes
 from mnist_demo.data import NUM_CLASSES
 from mnist_demo.inference import SharedModels
+from mnist_demo.runs import RUNS
 from mnist_demo.session import Visitor, is_own
 
+T = TypeVar("T")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 SHIPPED = {"cnn": "CNN", "mlp": "MLP", "mlp-guide": "The guide's MLP, as written"}  # weights/<name>.safetensors
 IN_A_SENTENCE = {"cnn": "the CNN", "mlp": "the MLP", "mlp-guide": "the guide's MLP"}
@@ -25,6 +29,13 @@ DRAW_CONCURRENCY = 4  # predictions running at once, all visitors together (each
 TRAIN_CONCURRENCY = 1  # training and fine-tuning runs at once; others wait in the queue, shown their place
 # Events that only refresh the page: no spinner over their outputs, and not part of the public API.
 QUIET = {"show_progress": "hidden", "api_visibility": "private"}
+
+
+def tracked(updates: Iterator[T]) -> Iterator[T]:
+    """A training or fine-tuning run's updates, counted in `runs.RUNS` while it goes (here, in the serving
+    process, even when the run itself happens in a ZeroGPU worker)."""
+    with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
+        yield from updates
 
 
 def mnist_accuracy(checkpoint: Checkpoint) -> str:

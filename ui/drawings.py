@@ -9,17 +9,23 @@ and imports them, and fine-tunes the picked model on them (the run streams from 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
+from mnist_demo import zerogpu
+from mnist_demo.checkpoint import Checkpoint, model_spec
 from mnist_demo.data import MNISTNotFoundError
+from mnist_demo.finetune import FinetuneConfig
 from mnist_demo.inference import MAX_DIGITS, with_article
-from mnist_demo.runs import finetune_stream
+from mnist_demo.personal import PersonalSet
+from mnist_demo.runs import RunUpdate, finetune_stream
 from mnist_demo.segment import split_digits
 from mnist_demo.session import Visitor
-from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy
+from mnist_demo.train import pick_device
+from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked
 from ui.draw import DrawTab
 
 INTRO = (
@@ -34,6 +40,17 @@ class DrawingsTab:
     """The components other tabs listen to."""
 
     gallery: gr.Gallery  # changes whenever the drawings (or the model reading them) change
+
+
+@zerogpu.gpu(lambda source, drawings, name: zerogpu.finetune_seconds(FinetuneConfig(), *model_spec(source.model)))
+def finetune_where_the_gpu_is(source: Checkpoint, drawings: PersonalSet, name: str) -> Iterator[RunUpdate]:
+    """A fine-tuning run on the best device here; on ZeroGPU in a forked worker (see ui/train.py's twin)."""
+    config = FinetuneConfig()
+    seconds = zerogpu.finetune_seconds(config, *model_spec(source.model))
+    try:
+        yield from zerogpu.within_request(seconds, finetune_stream(source, drawings, name, config, pick_device()))
+    except (ValueError, MNISTNotFoundError) as err:
+        raise gr.Error(f"Cannot fine-tune: {err}") from None
 
 
 class DrawingsHandlers:
@@ -111,14 +128,15 @@ class DrawingsHandlers:
     def finetune(self, key: str, visitor: Visitor):
         """Fine-tune a copy of the picked model on the visitor's drawings; the result joins their models."""
         source = self.models.pick(key, visitor)
-        try:
-            for update in finetune_stream(source, visitor.drawings, self.models.name(key, visitor)):
-                picker = gr.skip()
-                if update.checkpoint is not None:
-                    picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
-                yield update.status, update.losses, picker
-        except (ValueError, MNISTNotFoundError) as err:
-            raise gr.Error(f"Cannot fine-tune: {err}") from None
+        if not len(visitor.drawings):  # said at once, before any status (and before asking for a GPU)
+            raise gr.Error(
+                "Cannot fine-tune: add some drawings of your own first (Draw tab: choose the digit, then Add)."
+            )
+        for update in tracked(finetune_where_the_gpu_is(source, visitor.drawings, self.models.name(key, visitor))):
+            picker = gr.skip()
+            if update.checkpoint is not None:
+                picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
+            yield update.status, update.losses, picker
 
 
 def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
