@@ -18,6 +18,7 @@ from torch import nn
 
 from mnist_demo.data import IMAGE_SIZE, normalize
 from mnist_demo.models import GuideMLP, SmallCNN
+from mnist_demo.render import tiles
 
 MAX_UNITS = 64  # hidden units shown for a wide MLP: the first ones, so the same units are watched each epoch
 
@@ -60,3 +61,19 @@ def responses(kernels: np.ndarray, image: np.ndarray, crop: int = 0) -> np.ndarr
         x = x[:, :, crop:-crop, crop:-crop]
     weight = torch.from_numpy(kernels.astype(np.float32))[:, None]  # (w, 1, 3, 3)
     return F.conv2d(x, weight, padding=1)[0].numpy()
+
+
+UNIT_SCALE = 3  # screen pixels per weight of an MLP unit: 64 units make a 700-pixel-wide grid
+FILTER_SCALE = 14  # per weight of a 3x3 filter: each filter a 42-pixel square
+RESPONSE_SCALE = 2  # per pixel of a response map
+
+
+def picture(layer: np.ndarray, image: np.ndarray | None = None, crop: int = 0) -> np.ndarray:
+    """The first layer as one uint8 RGB grid: an MLP's units, or a CNN's filters' responses to `image`
+    (a (28, 28) uint8 drawing) when there is one, else the CNN's 3x3 filters themselves."""
+    layer = np.asarray(layer, np.float32)
+    if layer.shape[1:] == (3, 3):
+        if image is not None:
+            return tiles(responses(layer, image, crop), RESPONSE_SCALE)
+        return tiles(layer, FILTER_SCALE, gap=4)
+    return tiles(layer, UNIT_SCALE)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_demo.atlas import Atlas, Projection, build_atlas, digit_features
+from mnist_demo.atlas import Atlas, Digits, Projection, build_atlas, digit_features, map_digits
 from mnist_demo.charts import MapLayout, map_layout
 from mnist_demo.filters import first_layer
 
@@ -31,7 +31,7 @@ class Frame:
     """The map at one moment of a training run."""
 
     epoch: int  # 0: the untrained network; k: after k epochs
-    points: np.ndarray  # (N, 2) float32: the map digits (`atlas.map_digits()`), in their order
+    points: np.ndarray  # (N, 2) float32: the map digits, in their order
     separation: float  # share of the map digits nearest the centre of their own digit
     projection: Projection  # where a drawing lands on this frame's map, given this moment's features
     first_layer: np.ndarray  # `filters.first_layer` of the model at this moment
@@ -45,12 +45,13 @@ class Replay:
 
     mine_images: np.ndarray = field(default_factory=lambda: np.zeros((0, 28, 28), np.uint8))  # (M, 28, 28)
     mine_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (M,) what the visitor said
+    digits: Digits | None = None  # the map digits; None: `atlas.map_digits()` (MNIST's seeded sample)
     frames: list[Frame] = field(default_factory=list)
     atlas: Atlas | None = None  # the latest frame's full map (with the features that neighbours need)
 
     def record(self, model: nn.Module, epoch: int, test_accuracy: float | None = None) -> Frame:
         """Map `model` as it is now and add the frame; safe between two epochs (the mode is restored)."""
-        self.atlas = build_atlas(model, previous=self.atlas)
+        self.atlas = build_atlas(model, previous=self.atlas, digits=self.digits)
         mine = (
             self.atlas.place(digit_features(model, torch.from_numpy(self.mine_images)))
             if len(self.mine_images)
@@ -67,6 +68,11 @@ class Replay:
         )
         self.frames.append(frame)
         return frame
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) the map digits' labels, for colouring any frame's points."""
+        return (self.digits or map_digits()).labels.numpy()
 
     def layout(self) -> MapLayout:
         """One square holding every frame's points, so the replay's axes stay put while clusters move."""
