@@ -23,9 +23,10 @@ import torch
 
 from bench.report import Result
 from mnist_demo import live
-from mnist_demo.atlas import digit_features, map_digits
+from mnist_demo.atlas import map_digits
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.data import load_mnist
+from mnist_demo.features import digit_features
 from mnist_demo.metrics import accuracy
 from mnist_demo.projection import centroid_accuracy, fit_lda, fit_pca
 from mnist_demo.replay import Replay

@@ -204,7 +204,8 @@ def map_picture(
 ) -> np.ndarray:
     """The map as uint8 RGB (MAP_SIDE + LEGEND_HEIGHT high, MAP_SIDE wide): map digits as dots coloured
     by digit, each drawing as a black ring joined to its neighbours (`neighbours[i]`: (k, 2) points of
-    drawing i's), the visitor's drawings as squares in their digit's colour, and a legend underneath."""
+    drawing i's), the visitor's drawings as squares in their digit's colour, and a legend underneath.
+    `layout` is usually the map digits' own (`map_layout(points)`), so the axes stay put as drawings move."""
     picture = Image.new("RGB", (MAP_SIDE, MAP_SIDE + LEGEND_HEIGHT), PAPER)
     pen = ImageDraw.Draw(picture)
     pen.rectangle((0, 0, MAP_SIDE - 1, MAP_SIDE - 1), outline=(210, 210, 210))
@@ -217,7 +218,9 @@ def map_picture(
             pen.rectangle(
                 (x - MARK + 2, y - MARK + 2, x + MARK - 2, y + MARK - 2), fill=colours[int(label)], outline=INK
             )
-    for i, (x, y) in enumerate(layout.to_pixels(drawings) if drawings is not None else []):
+    # A drawing beyond the map's square is shown at its edge, in the direction it lies.
+    at = np.clip(layout.to_pixels(drawings), MARK, MAP_SIDE - 1 - MARK) if drawings is not None else []
+    for i, (x, y) in enumerate(at):
         for nx, ny in layout.to_pixels(neighbours[i]) if neighbours else []:
             pen.line((x, y, nx, ny), fill=(90, 90, 90), width=1)
             pen.ellipse((nx - DOT - 2, ny - DOT - 2, nx + DOT + 2, ny + DOT + 2), outline=INK, width=1)

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_demo.atlas import Atlas, Digits, Projection, build_atlas, digit_features, map_digits
+from mnist_demo.atlas import Atlas, Digits, build_atlas, map_digits
 from mnist_demo.charts import MapLayout, map_layout
+from mnist_demo.features import digit_features
 from mnist_demo.filters import first_layer
+from mnist_demo.projection import Projection
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ training is what separates the digits on the map (untrained networks' maps are m
 """
 
 import dataclasses
+import gc
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +17,16 @@ from PIL import Image
 from mnist_demo.atlas import (
     NEIGHBOURS,
     Digits,
+    atlas_for,
     build_atlas,
-    classifier,
-    digit_features,
-    features,
     map_digits,
     neighbour_sentence,
+    place_drawings,
+    remember,
 )
 from mnist_demo.checkpoint import load_checkpoint
+from mnist_demo.data import normalize
+from mnist_demo.features import classifier, digit_features, features
 from mnist_demo.inference import prepare
 from mnist_demo.models import build_model
 from mnist_demo.preprocess import sketch_to_tensor
@@ -99,6 +103,9 @@ def test_a_drawing_lands_where_its_features_say_and_finds_its_kind():
     assert near.images.shape == (NEIGHBOURS, 28, 28) and near.points.shape == (NEIGHBOURS, 2)
     with pytest.raises(ValueError, match="features"):
         atlas.neighbours(torch.zeros(5))
+    placed = place_drawings(model, atlas, normalize(digits.images[:3]))
+    assert [p.neighbours.rows[0] for p in placed] == [0, 1, 2]
+    assert np.allclose(np.stack([p.point for p in placed]), atlas.points[:3], atol=1e-3)
 
 
 def test_a_later_map_is_turned_to_match_the_earlier_one():
@@ -216,3 +223,16 @@ def test_every_real_drawing_sits_mostly_among_its_own_digit(shipped):
         if (labels == int(path.parent.name)).sum() <= NEIGHBOURS // 2:
             wrong.append((path.parent.name, path.name, labels.tolist()))
     assert not wrong
+
+
+def test_a_finished_models_map_is_computed_once_and_forgotten_with_it(mnist_test):
+    model = load_checkpoint(ROOT / "weights" / "mlp-guide.safetensors").model
+    first = atlas_for(model)
+    assert atlas_for(model) is first and first.separation > 0.4
+    twin = load_checkpoint(ROOT / "weights" / "mlp-guide.safetensors").model
+    remember(twin, first)  # a training run's last map handed to the copy the visitor gets
+    assert atlas_for(twin) is first
+    kept = weakref.ref(first)
+    del model, twin, first
+    gc.collect()
+    assert kept() is None  # the cache does not keep a model's map alive after the model

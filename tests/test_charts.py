@@ -112,6 +112,8 @@ def test_the_map_picture_puts_points_where_a_click_finds_them():
     dx, dy = layout.to_pixels(drawing)[0].round().astype(int)
     assert (picture[dy, dx] == 255).all() and (picture[dy, dx + 6] < 80).all()  # a white marker in a black ring
     assert layout.to_json()["side"] == MAP_SIDE
+    far = map_picture(points, labels, map_layout(points), drawings=np.array([[100.0, 0.0]], np.float32))
+    assert (far[:MAP_SIDE, MAP_SIDE - 20 :] < 80).all(axis=2).any()  # a drawing off the map shows at its edge
 
 
 def test_the_map_table_for_a_scatter_plot():
