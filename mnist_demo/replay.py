@@ -5,7 +5,8 @@ for the 2,000 map digits in eval mode, a fresh LDA fit) and turns it to match th
 (orthogonal Procrustes on the same digits' points), so clusters stay where they were and only move as
 much as the network changed. Each frame also keeps the first layer's weights and where the visitor's
 own labelled drawings land, so a replay can step through everything without the models of past
-epochs. A frame is about 20 kB plus the first layer (at most 64 x 784 float16 for an MLP: 100 kB).
+epochs. A frame is 16 kB of points, 12 bytes per feature of projection (7 kB for the app's default
+CNN, 28 kB at its widest) and the first layer (at most 64 x 784 float16 for an MLP: 100 kB).
 
 Cost per epoch (`python -m bench --only atlas` measures it): one forward pass over 2,000 digits, about
 a fifth of the evaluation the loop already runs on the 10,000 test digits, plus the fit.
