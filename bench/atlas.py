@@ -3,7 +3,7 @@
 Recomputing is `Replay.record(model, epoch)`: the features of the 2,000 map digits, an LDA fit, the
 Procrustes turn, the first layer's weights. Its cost is timed on the Train tab's default model (and on
 the shipped CNN, which is wider) at one torch thread (as the app runs each request) and at torch's
-default (one per core). Then the Train tab's default run (`live.APP_DEFAULTS`) is trained with and
+default (one per core). Then the Train tab's default run (`limits.APP_DEFAULTS`) is trained with and
 without a frame before the first epoch and after each one, in alternating turns so load shifts hit
 both alike; the ratio of their wall-clock times (evaluation included) is the slowdown, and so, more
 steadily, is each mapped run's time over that time less the time spent recording. The full run
@@ -22,7 +22,7 @@ import time
 import torch
 
 from bench.report import Result
-from mnist_demo import live
+from mnist_demo import limits
 from mnist_demo.atlas import map_digits
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.data import load_mnist
@@ -35,7 +35,7 @@ from testkit.server import ROOT
 from testkit.timing import Stats, interleaved, one_torch_thread
 
 NAME = "atlas"
-CONFIG = live.APP_DEFAULTS  # the run a visitor starts with the Train tab's defaults
+CONFIG = limits.APP_DEFAULTS  # the run a visitor starts with the Train tab's defaults
 RECORDS = {True: 2, False: 10}  # timed recomputes per model and thread count, quick / full
 PAIRS = {True: 1, False: 2}  # training runs with and without the map, each
 QUICK_CONFIG = dataclasses.replace(CONFIG, epochs=1, train_size=3_000)  # --quick: completes, target not checked

@@ -9,7 +9,7 @@ counted once, in the cold-start rows, not in every run):
   shipped recipe   weights/cnn.json's config (10 epochs, augmented), in float32 channels-last (what
                    `python -m mnist_demo.train` runs), then with bf16 autocast, then contiguous, each
                    compared with the first. Target: under 15 s of training.
-  app default run  live.APP_DEFAULTS as the Train tab runs it (epoch-end evaluations included), plus
+  app default run  limits.APP_DEFAULTS as the Train tab runs it (epoch-end evaluations included), plus
                    the fresh process's CUDA start and MNIST copy, against zerogpu.train_seconds.
 Training time counts batching and optimizer steps, with the GPU synchronised before each reading.
 
@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 
 import torch
-from mnist_demo.live import APP_DEFAULTS
 
 from bench.report import Result, markdown_table, notes, summary, text_table
 from mnist_demo import train as loop
 from mnist_demo import zerogpu
 from mnist_demo.data import load_mnist
+from mnist_demo.limits import APP_DEFAULTS
 from mnist_demo.metrics import accuracy, predict_split
 from mnist_demo.train import TrainConfig, new_model, train
 
