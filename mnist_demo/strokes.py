@@ -21,7 +21,7 @@ Agreement with the raster path (PIL draws the same strokes 20 px wide on 280 x 2
 `sketch_to_tensor`) on the 28 x 28 uint8 images, measured by `python -m pytest tests/test_strokes.py -k agree
 -s`: a mean absolute difference of 2.66 per pixel over the 34 drawings of tests/drawings re-recorded as
 strokes (the worst drawing 4.25), 3.09 over testkit's digits at three sizes (the worst 8.10: a small 0,
-whose strokes the raster path thins less exactly), and 158 at most at any one pixel (an edge half a pixel
+whose strokes the raster path's thinning leaves thicker), and 158 at most at any one pixel (an edge half a pixel
 apart); the CNN reads every drawing the same both ways.
 
 The page will run a copy of this module (issue 14): every constant it needs is in PAGE_CONSTANTS, and
@@ -43,13 +43,13 @@ from mnist_demo.data import DIGIT_BOX, IMAGE_SIZE, MNIST_MEAN, MNIST_STD, normal
 from mnist_demo.preprocess import MAX_STROKE_RATIO, STROKE_RANGE, TARGET_COM, Sketch
 from mnist_demo.segment import MAX_ASPECT, NEAR, SAME_COLUMN, SHORT_PIECE, group_boxes
 
-PAD_SIDE = 280  # the stroke pad's canvas, in its own pixels (app.CANVAS_SIZE)
+PAD_SIDE = 280  # the stroke pad's canvas, in its own pixels: app.CANVAS_SIZE (importing app builds the demo)
 BRUSH = 20  # the pad's pen width in canvas pixels: app.BRUSH_RADIUS = 10 on the Sketchpad
 MAX_STROKES = 200  # a 12-digit number is about 30 strokes; more is a scribble or an attack
 MAX_POINTS = 8000  # all strokes together; a pointer sends ~60-240 points a second, a digit takes ~2 s
 MAX_COORD = 1e6  # |x|, |y| and |t| above this are nonsense in any unit
 MID_RATIO = sum(STROKE_RANGE) / 2  # pen width over the digit's side when the pen's own width is unknown
-STEP = 0.25  # output pixels: a point nearer than this to the last one kept changes nothing drawn
+STEP = 0.25  # output pixels: dropping a point this near the last one kept moves no ink further than this
 TOUCH = 1.1  # strokes whose centrelines come within this many pen widths are one piece of ink...
 # ...as on the raster path's coarse map, whose pixels (2 canvas px at 280) join ink a pixel apart.
 CHUNK = 256  # segments measured at once: bounds the (pixels, segments) arrays to a few MB

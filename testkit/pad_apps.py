@@ -2,10 +2,11 @@
 the shipped CNN, and a bare gr.Sketchpad (set up as app.py's) whose handler does nothing.
 
 Both show a gr.Label (#pred) and the count of answers this visitor got (#events, a gr.HTML) that every
-answer changes, so a page can tell when an answer has been shown. Each runs in this process:
-`launch(demo)` gives its URL.
+answer changes, so a page can tell when an answer has been shown. `launch(demo)` serves one from this
+process; `python -m testkit.pad_apps` serves both from a process of their own and prints their URLs.
 
     python -m pytest tests/test_pad_browser.py
+    python -m testkit.pad_apps
 """
 
 from __future__ import annotations
@@ -82,3 +83,20 @@ def launch(demo) -> str:
     """Serve `demo` on a free loopback port from this process; its URL (demo.close() stops it)."""
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
     return url
+
+
+def main() -> None:
+    """Serve both apps until killed, one torch thread as in the app; prints {"pad": url, "sketchpad": url}."""
+    import json
+    import threading
+
+    import torch
+
+    torch.set_num_threads(1)
+    urls = {"pad": launch(stroke_pad_app()), "sketchpad": launch(sketchpad_app())}
+    print(json.dumps(urls), flush=True)
+    threading.Event().wait()  # the servers run in their own threads; the caller ends this process
+
+
+if __name__ == "__main__":
+    main()
