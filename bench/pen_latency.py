@@ -1,16 +1,17 @@
 """Pen-up to answer shown, in headless chromium: the stroke pad against a bare gr.Sketchpad in the same run.
 
-Two small apps (testkit/pad_apps.py) run in a process of their own on one torch thread, as the app's
-requests do: the stroke pad, whose handler reads the strokes with the shipped CNN (parse, split into digits, draw at
-28 x 28, forward), and a gr.Sketchpad set up as app.py's whose handler does no work at all. One chromium
-page each; testkit's digits are drawn with the mouse, the two pages taking turns digit by digit (Clear in
-between, untimed) so that load from other processes hits both alike. For each stroke, measured in the
-page with performance.now(): from the pointerup to the DOM showing that stroke's answer (a
-MutationObserver on the answer count both apps show with their Label). Bytes per stroke: the bodies
-(Content-Length) of every request the page sent from that pen-down to the next action (Playwright's
-request events), uploads included.
-A last pair of rows times the strokes' reading in-process (`strokes_to_sketch`) against the raster path
-on the same strokes drawn 280 x 280 (`sketch_to_tensor`).
+Small apps (testkit/pad_apps.py) run in a process of their own on one torch thread, as the app's
+requests do: the stroke pad, whose handler reads the strokes with the shipped CNN (parse, split into
+digits, draw at 28 x 28, forward), and a gr.Sketchpad set up as app.py's whose handler does no work at
+all; for information, the stroke pad with a handler that does nothing (what Gradio's transport costs) and
+with the real handler outside Gradio's queue (queue=False). One chromium page each; testkit's digits are
+drawn with the mouse, the pages taking turns digit by digit (Clear in between, untimed) so that load from
+other processes hits them alike. For each stroke, measured in the page with performance.now(): from the
+pointerup to the DOM showing that stroke's answer (a MutationObserver on the answer count every app shows
+with its Label). Bytes per stroke: the bodies (Content-Length) of every request the page sent from that
+pen-down to the next action (Playwright's request events), uploads included. A last row times the
+strokes' reading in-process (`strokes_to_sketch`) against the raster path on the same strokes drawn
+280 x 280 (`sketch_to_tensor`).
 
     python -m bench --only pen_latency [--quick]
 """
@@ -155,7 +156,7 @@ def browser_rows(n: int) -> list[Result]:
 
     with served_apps() as urls, sync_playwright() as playwright:
         browser = launch(playwright)
-        pages = {name: Page(browser, url, stroke_pad=name == "pad") for name, url in urls.items()}
+        pages = {name: Page(browser, url, stroke_pad=name != "sketchpad") for name, url in urls.items()}
         drawn = dict.fromkeys(pages, 0)
         for text in itertools.cycle(DIGITS):
             if min(drawn.values()) >= WARMUP + n:
@@ -165,7 +166,9 @@ def browser_rows(n: int) -> list[Result]:
         for page in pages.values():
             page.page.wait_for_timeout(500)  # the last requests finish and are counted
         browser.close()
-    pad, sketchpad = (Stats.of(pages[k].latencies) for k in ("pad", "sketchpad"))
+    pad, sketchpad, no_work, no_queue = (
+        Stats.of(pages[k].latencies) for k in ("pad", "sketchpad", "pad, no work", "pad, no queue")
+    )
     pad_bytes, sketchpad_bytes = (Stats.of(pages[k].bytes) for k in ("pad", "sketchpad"))
     speedup = sketchpad.median / pad.median
     return [
@@ -178,11 +181,25 @@ def browser_rows(n: int) -> list[Result]:
             ratio=speedup,
             target=f"median < {TARGET_MEDIAN_MS:g} ms, >= {TARGET_SPEEDUP:g}x faster",
             passed=pad.median < TARGET_MEDIAN_MS and speedup >= TARGET_SPEEDUP,
-            note=f"headless chromium, mouse strokes of testkit's digits, {pad.n} strokes each, the two apps "
+            note=f"headless chromium, mouse strokes of testkit's digits, {pad.n} strokes each, the apps "
             f"in turns; p95 {pad.p95:.0f} ms (Sketchpad {sketchpad.p95:.0f} ms); ratio = Sketchpad / stroke "
             "pad. The stroke pad's handler reads the strokes with the CNN; the Sketchpad's does nothing",
         ),
         Result.timed(NAME, "  bare gr.Sketchpad, handler does nothing", sketchpad),
+        Result.timed(
+            NAME,
+            "  stroke pad, handler does nothing",
+            no_work,
+            note="the same pad and transport with a handler that only counts: what Gradio's queue, the "
+            "network and the page cost without the reading",
+        ),
+        Result.timed(
+            NAME,
+            "  stroke pad, queue=False",
+            no_queue,
+            note="the real handler outside Gradio's queue: one POST and its answer instead of the queue's "
+            "join and event stream (and no concurrency limit)",
+        ),
         Result.timed(
             NAME,
             "bytes sent per stroke, stroke pad",

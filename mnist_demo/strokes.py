@@ -52,7 +52,7 @@ MID_RATIO = sum(STROKE_RANGE) / 2  # pen width over the digit's side when the pe
 STEP = 0.25  # output pixels: dropping a point this near the last one kept moves no ink further than this
 TOUCH = 1.1  # strokes whose centrelines come within this many pen widths are one piece of ink...
 # ...as on the raster path's coarse map, whose pixels (2 canvas px at 280) join ink a pixel apart.
-CHUNK = 256  # segments measured at once: bounds the (pixels, segments) arrays to a few MB
+CHUNK = 256  # segments measured at once: the (points, segments) arrays stay under a few MB
 
 # What the page needs to read strokes as this module does (sent with the pad; see ui/pad.py).
 PAGE_CONSTANTS = {
@@ -315,21 +315,28 @@ def _crossing(a0, a1, b0, b1) -> np.ndarray:
     return (side(a0, a1, b0) * side(a0, a1, b1) < 0) & (side(b0, b1, a0) * side(b0, b1, a1) < 0)
 
 
+def _near(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray, reach: float) -> bool:
+    """Does a segment p0 -> p1 come within `reach` of a segment q0 -> q1 (each (m, 2), m <= CHUNK)?
+
+    Two segments are that near when an end of one is near the other, or when they cross.
+    """
+    ends_p, ends_q = np.concatenate([p0, p1]), np.concatenate([q0, q1])
+    return bool(
+        _distances(ends_p[:, 0], ends_p[:, 1], q0, q1).min() <= reach
+        or _distances(ends_q[:, 0], ends_q[:, 1], p0, p1).min() <= reach
+        or _crossing(p0, p1, q0, q1).any()
+    )
+
+
 def _touch(a: np.ndarray, b: np.ndarray, reach: float) -> bool:
-    """Do polylines a and b come within `reach` of each other? A point of one near a segment of the
-    other, or two segments crossing, is the only way they can."""
+    """Do polylines a and b come within `reach` of each other? Compared CHUNK segments by CHUNK."""
     a0, a1 = _segments([a])
     b0, b1 = _segments([b])
-    for c in range(0, len(a0), CHUNK):
-        p0, p1 = a0[c : c + CHUNK], a1[c : c + CHUNK]
-        ends = np.concatenate([p0, p1[-1:]])  # this chunk's points of a
-        if _distances(ends[:, 0], ends[:, 1], b0, b1).min() <= reach:
-            return True
-        if _distances(b[:, 0], b[:, 1], p0, p1).min() <= reach:
-            return True
-        if _crossing(p0, p1, b0, b1).any():
-            return True
-    return False
+    return any(
+        _near(a0[i : i + CHUNK], a1[i : i + CHUNK], b0[j : j + CHUNK], b1[j : j + CHUNK], reach)
+        for i in range(0, len(a0), CHUNK)
+        for j in range(0, len(b0), CHUNK)
+    )
 
 
 def _pieces(lines: list[np.ndarray], reach: float) -> list[list[int]]:
@@ -341,11 +348,11 @@ def _pieces(lines: list[np.ndarray], reach: float) -> list[list[int]]:
             i = owner[i]
         return i
 
-    low = [line.min(axis=0) for line in lines]
-    high = [line.max(axis=0) for line in lines]
+    boxes = [(*line.min(axis=0).tolist(), *line.max(axis=0).tolist()) for line in lines]  # (x0, y0, x1, y1)
     for i in range(len(lines)):
         for j in range(i + 1, len(lines)):
-            if (low[i] - high[j] > reach).any() or (low[j] - high[i] > reach).any():
+            a, b = boxes[i], boxes[j]
+            if max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3]) > reach:
                 continue  # boxes further apart than `reach`: no need to look closer
             if root(i) != root(j) and _touch(lines[i], lines[j], reach):
                 owner[root(j)] = root(i)

@@ -3,7 +3,8 @@ the shipped CNN, and a bare gr.Sketchpad (set up as app.py's) whose handler does
 
 Both show a gr.Label (#pred) and the count of answers this visitor got (#events, a gr.HTML) that every
 answer changes, so a page can tell when an answer has been shown. `launch(demo)` serves one from this
-process; `python -m testkit.pad_apps` serves both from a process of their own and prints their URLs.
+process; `python -m testkit.pad_apps` serves them (and variants of the pad) from a process of their own
+and prints their URLs.
 
     python -m pytest tests/test_pad_browser.py
     python -m testkit.pad_apps
@@ -22,10 +23,11 @@ def events_html(count: int) -> str:
     return f"<span>{count} answers</span>"
 
 
-def stroke_pad_app(example: list | None = None):
+def stroke_pad_app(example: list | None = None, reads: bool = True, queue: bool = True):
     """The stroke pad (#pad) and what the CNN reads in its strokes (#pred), as the Draw tab will have them.
 
-    With `example` (strokes), a button (#example) puts them on the pad from Python.
+    With `example` (strokes), a button (#example) puts them on the pad from Python. `reads=False`: the
+    handler does nothing (what the transport alone costs); `queue=False`: the event skips Gradio's queue.
     """
     import json
 
@@ -38,6 +40,8 @@ def stroke_pad_app(example: list | None = None):
     model = prepare(load_checkpoint(WEIGHTS).model)
 
     def read(value, count):
+        if not reads:
+            return {str((count + 1) % 10): 1.0}, events_html(count + 1), count + 1
         try:
             reading = read_strokes(model, parse_pad_value(value))
         except ValueError as err:
@@ -49,7 +53,8 @@ def stroke_pad_app(example: list | None = None):
         pred = gr.Label(num_top_classes=3, label="Probabilities", elem_id="pred")
         events = gr.HTML(events_html(0), elem_id="events")
         count = gr.State(0)
-        pad.change(read, [pad, count], [pred, events, count], show_progress="hidden", trigger_mode="always_last")
+        outputs = [pred, events, count]
+        pad.change(read, [pad, count], outputs, show_progress="hidden", trigger_mode="always_last", queue=queue)
         if example is not None:
             gr.Button("Example", elem_id="example").click(lambda: json.dumps(example), None, pad)
     return demo
@@ -85,15 +90,23 @@ def launch(demo) -> str:
     return url
 
 
+APPS = {  # what `python -m testkit.pad_apps` serves, by name
+    "pad": stroke_pad_app,
+    "pad, no work": lambda: stroke_pad_app(reads=False),
+    "pad, no queue": lambda: stroke_pad_app(queue=False),
+    "sketchpad": sketchpad_app,
+}
+
+
 def main() -> None:
-    """Serve both apps until killed, one torch thread as in the app; prints {"pad": url, "sketchpad": url}."""
+    """Serve APPS until killed, one torch thread as in the app; prints {name: url} as one JSON line."""
     import json
     import threading
 
     import torch
 
     torch.set_num_threads(1)
-    urls = {"pad": launch(stroke_pad_app()), "sketchpad": launch(sketchpad_app())}
+    urls = {name: launch(build()) for name, build in APPS.items()}
     print(json.dumps(urls), flush=True)
     threading.Event().wait()  # the servers run in their own threads; the caller ends this process
 
