@@ -98,8 +98,12 @@ class Page:
 
     def _count(self, request) -> None:
         index = self.started.pop(request, None)
-        if index is not None:  # the length is known once the request is on its way: from its headers
-            self.bytes[index] += int(request.all_headers().get("content-length", 0))
+        if index is not None:
+            # Playwright reads JSON bodies but not uploaded files, whose length only the headers tell
+            # (and those of a connection's first request can lack it): whichever says more.
+            body = request.post_data_buffer
+            length = int(request.all_headers().get("content-length", 0))
+            self.bytes[index] += max(len(body) if body else 0, length)
 
     def pick_brush(self) -> None:
         """The Sketchpad starts, and clears, with no tool: pick the brush as app.py's script does."""
