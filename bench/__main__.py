@@ -29,6 +29,7 @@ from bench import (
     contention,
     load,
     page_model,
+    pen_latency,
     predict,
     refusals,
     report,
@@ -45,7 +46,20 @@ from testkit import server
 # left running during the benchmarks that time this process.
 BENCHMARKS = {
     m.NAME: m
-    for m in (predict, page_model, roundtrip, contention, startup, load, stop, refusals, training, robustness, atlas)
+    for m in (
+        predict,
+        page_model,
+        pen_latency,
+        roundtrip,
+        contention,
+        startup,
+        load,
+        stop,
+        refusals,
+        training,
+        robustness,
+        atlas,
+    )
 }
 SHARE_AN_APP = ("roundtrip", "contention")
 DOCS = server.ROOT / "docs" / "benchmarks.md"
