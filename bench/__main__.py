@@ -25,9 +25,11 @@ import traceback
 import torch
 
 from bench import (
+    atlas,
     contention,
     load,
     page_model,
+    pen_latency,
     predict,
     refusals,
     report,
@@ -43,7 +45,21 @@ from testkit import server
 # In the order they run: the two that only need some running app share one launch, and no app is
 # left running during the benchmarks that time this process.
 BENCHMARKS = {
-    m.NAME: m for m in (predict, page_model, roundtrip, contention, startup, load, stop, refusals, training, robustness)
+    m.NAME: m
+    for m in (
+        predict,
+        page_model,
+        pen_latency,
+        roundtrip,
+        contention,
+        startup,
+        load,
+        stop,
+        refusals,
+        training,
+        robustness,
+        atlas,
+    )
 }
 SHARE_AN_APP = ("roundtrip", "contention")
 DOCS = server.ROOT / "docs" / "benchmarks.md"

@@ -55,6 +55,17 @@ class Split:
         """The first `n` examples, as views (no copy)."""
         return Split(self.images[:n], self.labels[:n])
 
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split on `device`: itself when already there, else one copy of each tensor (47 MB for the
+        training images, which a GPU then holds for the whole run instead of receiving every batch)."""
+        if self.device == torch.device(device):
+            return self
+        return Split(self.images.to(device), self.labels.to(device))
+
 
 def mnist_root() -> Path:
     """Where MNIST lives: `$MNIST_ROOT`, else `./data`."""
@@ -151,11 +162,13 @@ def batches(
     """Yield (uint8 images (B, 28, 28), labels (B,)) on `device`, shuffled when a generator is given.
 
     `indices` restricts the batches to a subset without copying the split: only one batch at a time is
-    ever gathered, and images stay uint8 until the caller normalises them.
+    ever gathered, and images stay uint8 until the caller normalises them. A split already on `device`
+    (`Split.to`) is cut there: the shuffled order is its one copy per epoch, no batch is copied.
     """
     order = indices if indices is not None else torch.arange(len(split))
-    if generator is not None:
+    if generator is not None:  # a CPU generator: the same order on every device and every process
         order = order[torch.randperm(len(order), generator=generator)]
+    order = order.to(split.device)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
@@ -172,6 +185,14 @@ MAX_THICKENING = 1.0  # blend weight towards a full 3x3 dilation
 MAX_THINNING = 0.5  # blend weight towards a full 3x3 erosion
 
 
+def to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Random numbers drawn on the CPU (so every device sees the same) sent to `device` without waiting: a
+    copy from ordinary memory to a GPU would wait for all the work queued before it, at every batch."""
+    if device.type != "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Randomly rotate, shear, scale, shift and thicken/thin a batch of images in [0, 1].
 
@@ -182,7 +203,7 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     b, device = images.shape[0], images.device
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(device)
+        return to_device(torch.rand(b, generator=generator) * (hi - lo) + lo, device)
 
     angle = torch.deg2rad(uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
     shear = uniform(-MAX_SHEAR, MAX_SHEAR)
@@ -202,7 +223,8 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     # Stroke weight: blend towards a 3x3 dilation (weight > 0) or erosion (weight < 0). Erosion is
     # capped lower because a full one erases MNIST's thinnest strokes.
     weight = uniform(-MAX_THINNING, MAX_THICKENING)
-    weight = torch.where(torch.rand(b, generator=generator).to(device) < STROKE_CHANGE_P, weight, 0.0).view(b, 1, 1, 1)
+    changed = to_device(torch.rand(b, generator=generator), device) < STROKE_CHANGE_P
+    weight = torch.where(changed, weight, 0.0).view(b, 1, 1, 1)
     thicker = F.max_pool2d(out, 3, stride=1, padding=1)
     thinner = -F.max_pool2d(-out, 3, stride=1, padding=1)
     return out + weight.clamp(min=0) * (thicker - out) + (-weight).clamp(min=0) * (thinner - out)

@@ -1,13 +1,23 @@
-"""Accuracy on people's drawings: a folder with subfolders 0 .. 9 of image files, each read as the app reads a canvas.
+"""Accuracy on people's drawings: a folder with subfolders 0 .. 9 of image files, each read as the app reads a
+canvas, or a file of pen strokes, one drawing per JSON line, each read as the app reads the stroke pad.
 
-Every file goes through `sketch_to_tensor`, exactly as a Sketchpad drawing does, so the numbers say how the app
-fares on real drawings. A file that cannot be read, or holds no drawing, is counted and reported, never fatal.
+Every file goes through `sketch_to_tensor`, exactly as a Sketchpad drawing does, and every line through
+`strokes_to_sketch`, so the numbers say how the app fares on real drawings. A file or line that cannot be
+read, or holds no drawing, is counted and reported, never fatal.
+
+A line of strokes is Quick, Draw!'s {"word": "7", "drawing": [[[x0, x1, ...], [y0, y1, ...]], ...]}, with
+"label" for "word" too, or the stroke pad's point lists {"label": "7", "strokes": [[[x, y], ...], ...]};
+any units, y down; "brush", when given, is the pen's width in those units (else MNIST's typical width).
+Point lists under "drawing" are read as such when they cannot be Quick, Draw!'s form: a drawing whose
+strokes all have at most 3 points could be either, and is read as Quick, Draw!'s.
 
     python -m mnist_demo.evaluate weights/cnn.safetensors --drawings DIR [--json]
+    python -m mnist_demo.evaluate weights/cnn.safetensors --strokes FILE.ndjson [--json]
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +26,13 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, Split
+from mnist_demo.files import read_bounded
 from mnist_demo.metrics import confusion_matrix, format_confusion, predict_split
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
+from mnist_demo.strokes import strokes_from_quickdraw, strokes_to_sketch
 
 MAX_FILE_BYTES = 32 * 2**20  # a drawing is a few kB to a few MB; larger files are refused unread
+MAX_LINE_BYTES = 2**20  # a drawing of strokes.MAX_POINTS points is about 200 kB of JSON
 SHOW_WRONG = 20  # misread drawings listed by name in the text report
 
 
@@ -60,15 +73,20 @@ def find_drawings(folder: Path | str) -> list[tuple[Path, int]]:
 
 def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
     """Accuracy, per-digit accuracy, confusion matrix and unreadable files for a folder of drawings, JSON-able."""
+    read = [(str(path), digit, read_drawing_file(path)) for path, digit in find_drawings(folder)]
+    return score_drawings(model, read, "drawings", folder)
+
+
+def score_drawings(model: nn.Module, read: list[tuple[str, int | None, Sketch | str]], dataset: str, source) -> dict:
+    """The report of `evaluate_drawings` for drawings already read: (name, digit, Sketch or why it is unusable)."""
     sketches, labels, paths, unreadable = [], [], [], []
-    for path, digit in find_drawings(folder):
-        read = read_drawing_file(path)
-        if isinstance(read, str):
-            unreadable.append({"path": str(path), "digit": digit, "reason": read})
+    for name, digit, sketch in read:
+        if isinstance(sketch, str):
+            unreadable.append({"path": name, "digit": digit, "reason": sketch})
         else:
-            sketches.append(read)
+            sketches.append(sketch)
             labels.append(digit)
-            paths.append(path)
+            paths.append(name)
 
     labels = torch.tensor(labels, dtype=torch.long)
     images = torch.from_numpy(np.array([s.image for s in sketches], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
@@ -84,13 +102,11 @@ def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
         for d in range(NUM_CLASSES)
     }
     wrong = [
-        {"path": str(p), "digit": int(t), "read_as": int(r)}
-        for p, t, r in zip(paths, labels, preds, strict=True)
-        if t != r
+        {"path": p, "digit": int(t), "read_as": int(r)} for p, t, r in zip(paths, labels, preds, strict=True) if t != r
     ]
     return {
-        "dataset": "drawings",
-        "folder": str(folder),
+        "dataset": dataset,
+        "folder": str(source),
         "n": n,
         "accuracy": confusion.trace().item() / n if n else None,
         "per_class": per_class,
@@ -98,6 +114,47 @@ def evaluate_drawings(model: nn.Module, folder: Path | str) -> dict:
         "wrong": wrong,
         "unreadable": unreadable,
     }
+
+
+def read_strokes_line(line: bytes) -> tuple[int | None, Sketch | str]:
+    """One JSON line of strokes -> (its digit, its Sketch or the reason it cannot be used)."""
+    if len(line) > MAX_LINE_BYTES:
+        return None, f"a line of {len(line) / 2**20:.1f} MB; a drawing here is at most {MAX_LINE_BYTES // 2**20} MB"
+    try:
+        row = json.loads(line)
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError as err:
+        return None, f"not JSON: {err.msg} at column {err.colno}"
+    if not isinstance(row, dict):
+        return None, 'expected a JSON object like {"label": "7", "drawing": [...]}'
+    label = row.get("label", row.get("word"))
+    digit = label if isinstance(label, int) and not isinstance(label, bool) else None
+    if isinstance(label, str) and label.strip() in {str(d) for d in range(NUM_CLASSES)}:
+        digit = int(label)
+    if digit not in range(NUM_CLASSES):
+        return None, f'the "label" (or "word") must be a digit 0-9, got {json.dumps(label)[:40]}'
+    try:
+        if "drawing" in row:
+            strokes = strokes_from_quickdraw(row["drawing"])
+        elif "strokes" in row:
+            strokes = row["strokes"]
+        else:
+            return digit, 'no "drawing" (or "strokes")'
+        sketch = strokes_to_sketch(strokes, brush=row.get("brush"))
+    except ValueError as err:
+        return digit, str(err)
+    return digit, sketch if sketch is not None else "no digit: a dot or a blob"
+
+
+def evaluate_strokes(model: nn.Module, path: Path | str) -> dict:
+    """`evaluate_drawings`'s report for a file of strokes, one drawing per JSON line; blank lines are skipped."""
+    text = read_bounded(path, MAX_FILE_BYTES, "strokes file")  # ValueError when missing or too big
+    read = []
+    for number, line in enumerate(text.split(b"\n"), 1):
+        if line.strip():
+            read.append((f"{path}:{number}", *read_strokes_line(line)))
+    return score_drawings(model, read, "strokes", path)
 
 
 def _percent(fraction: float | None) -> str:

@@ -3,6 +3,7 @@
 python -m mnist_demo.evaluate weights/cnn.safetensors            # MNIST test set
 python -m mnist_demo.evaluate weights/cnn.safetensors --json     # machine-readable
 python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings
+python -m mnist_demo.evaluate weights/cnn.safetensors --strokes tests/drawings/strokes.ndjson
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from mnist_demo.checkpoint import CheckpointError, load_checkpoint
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, load_mnist
-from mnist_demo.drawings import evaluate_drawings, format_drawings_report
+from mnist_demo.drawings import evaluate_drawings, evaluate_strokes, format_drawings_report
 from mnist_demo.metrics import confusion_matrix, format_confusion, predict_split
 from mnist_demo.models import COMMAND_LINE_LARGEST
 
@@ -43,7 +44,13 @@ def mnist_report(model: nn.Module, device: torch.device | str = "cpu") -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", help="a .safetensors checkpoint written by mnist_demo.train")
-    parser.add_argument("--drawings", metavar="DIR", help="evaluate on DIR/0 .. DIR/9 image files instead of MNIST")
+    on = parser.add_mutually_exclusive_group()
+    on.add_argument("--drawings", metavar="DIR", help="evaluate on DIR/0 .. DIR/9 image files instead of MNIST")
+    on.add_argument(
+        "--strokes",
+        metavar="FILE",
+        help="evaluate on drawings as pen strokes, one JSON line each (Quick, Draw!'s form)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
 
@@ -52,13 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.drawings:
             report = evaluate_drawings(checkpoint.model, args.drawings)
             text = format_drawings_report(report)
+        elif args.strokes:
+            report = evaluate_strokes(checkpoint.model, args.strokes)
+            text = format_drawings_report(report)
         else:
             report = mnist_report(checkpoint.model)
             text = (
                 f"MNIST test accuracy: {report['accuracy'] * 100:.2f}% ({report['n']} images)\n\n"
                 + format_confusion(report["confusion"])
             )
-    except (CheckpointError, MNISTNotFoundError, FileNotFoundError, NotADirectoryError) as err:
+    except (CheckpointError, MNISTNotFoundError, FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report["weights"] = args.weights

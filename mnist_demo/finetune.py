@@ -195,7 +195,8 @@ def blend(model: nn.Module, original: nn.Module, share: float) -> None:
     before = original.state_dict()
     for key, value in model.state_dict().items():
         if value.is_floating_point():
-            value.copy_(before[key].to(value.dtype) + share * (value - before[key]))
+            old = before[key].to(value.device, value.dtype)  # the original stays on the CPU when training is on a GPU
+            value.copy_(old + share * (value - old))
 
 
 def finetune(
@@ -204,11 +205,14 @@ def finetune(
     config: FinetuneConfig = FinetuneConfig(),
     mnist_train: Split | None = None,
     mnist_test: Split | None = None,
+    device: torch.device | str = "cpu",
 ) -> Iterator[Progress | FinetuneResult]:
     """Fine-tune a copy of `source` on `personal`: yields the loop's `Progress`, then one `FinetuneResult`.
 
-    Raises ValueError (at the first `next`) for an empty set. MNIST is loaded when not given. Runs on the CPU.
+    Raises ValueError (at the first `next`) for an empty set. MNIST is loaded when not given. Trains and
+    measures on `device`; the result's model is on the CPU whatever the device, and `source` is untouched.
     """
+    device = torch.device(device)
     if not len(personal):
         raise ValueError("add some drawings of your own first")
     start = time.perf_counter()
@@ -230,8 +234,9 @@ def finetune(
         p.requires_grad_(True)  # a shared or adopted model was frozen by `inference.prepare`
     # Channels-last halves the CNN's evaluation time on a CPU; done to the copy, since the original may be
     # read by other threads at this moment.
-    model.to(memory_format=torch.channels_last)
-    personal_before, mnist_before = accuracy(model, measured), accuracy(model, mnist_test)
+    model.to(device, memory_format=torch.channels_last)
+    mnist_test, measured = mnist_test.to(device), measured.to(device)
+    personal_before, mnist_before = accuracy(model, measured, device), accuracy(model, mnist_test, device)
     name, size, crop = model_spec(model)
     smoothing = config.label_smoothing if config.label_smoothing is not None else trained_smoothing(metadata)
     steps = config.steps_for(len(train_idx))
@@ -253,12 +258,12 @@ def finetune(
     )
     # The loop would test the model at the end; ours is tested after blending, so it gets no test images.
     no_test = mnist_test.subset(0)
-    with contextlib.closing(train(loop_config, model, data, no_test, torch.device("cpu"))) as events:
+    with contextlib.closing(train(loop_config, model, data, no_test, device)) as events:
         yield from events
     blend(model, original, config.blend)
-    mnist_after = accuracy(model, mnist_test)
+    mnist_after = accuracy(model, mnist_test, device)
 
-    model = prepare(model.to("cpu"))
+    model = prepare(model.to("cpu"))  # the visitor keeps it: never a GPU tensor in their state
     personal_after = accuracy(model, measured)
     result_meta = {
         **metadata,

@@ -16,6 +16,7 @@ from mnist_demo.checkpoint import Checkpoint, load_checkpoint
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
 from mnist_demo.preprocess import Sketch
 from mnist_demo.segment import split_digits
+from mnist_demo.strokes import split_strokes
 
 UNSURE_BELOW = 0.6  # below this top probability we say "not sure: 4 or 9?" instead of a verdict
 MAX_DIGITS = 12  # a canvas holding more separate marks than this is scribble, not a number
@@ -100,14 +101,23 @@ def prepare(model: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def read_drawing(model: nn.Module, value: object) -> Reading | None:
-    """Split a drawing into digits and classify them in one batch; None when there is nothing to read."""
-    sketches = split_digits(value, limit=MAX_DIGITS)
+def read_sketches(model: nn.Module, sketches: list[Sketch]) -> Reading | None:
+    """Classify the digits of a drawing in one batch; None when there are none."""
     if not sketches:
         return None
     x = torch.cat([s.tensor for s in sketches])  # (D, 1, 28, 28)
     probabilities = model(x).softmax(dim=1).numpy()
     return Reading([DigitGuess(s, p) for s, p in zip(sketches, probabilities)])
+
+
+def read_drawing(model: nn.Module, value: object) -> Reading | None:
+    """Split a drawing into digits and classify them in one batch; None when there is nothing to read."""
+    return read_sketches(model, split_digits(value, limit=MAX_DIGITS))
+
+
+def read_strokes(model: nn.Module, strokes: object) -> Reading | None:
+    """`read_drawing` for strokes drawn on the stroke pad (its pen, its canvas pixels); [] reads as None."""
+    return read_sketches(model, split_strokes(strokes, limit=MAX_DIGITS) if strokes else [])
 
 
 def saliency(model: nn.Module, sketch: Sketch, digit: int) -> np.ndarray:

@@ -47,3 +47,16 @@ def format_confusion(confusion: torch.Tensor | list[list[int]]) -> str:
     width = max(5, len(str(max(max(r) for r in rows))) + 1)
     head = "true\\pred" + "".join(f"{d:>{width}}" for d in range(NUM_CLASSES))
     return "\n".join([head] + [f"{t:>9}" + "".join(f"{c:>{width}}" for c in row) for t, row in enumerate(rows)])
+
+
+def pair_rows(
+    labels: torch.Tensor, preds: torch.Tensor, true: int, predicted: int, limit: int | None = None
+) -> torch.Tensor:
+    """Indices, in order, of the examples of digit `true` that were read as `predicted` (one confusion cell).
+
+    At most `limit` of them; their number without a limit is that cell's count in `confusion_matrix`.
+    """
+    if not (0 <= true < NUM_CLASSES and 0 <= predicted < NUM_CLASSES):
+        raise ValueError(f"digits are 0 to {NUM_CLASSES - 1}, got true={true}, predicted={predicted}")
+    rows = torch.nonzero((labels.cpu() == true) & (preds.cpu() == predicted)).flatten()
+    return rows if limit is None else rows[:limit]

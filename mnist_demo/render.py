@@ -54,3 +54,42 @@ def side_by_side(pictures: list[np.ndarray], gap: int = DIGIT_GAP) -> np.ndarray
 def gallery_tile(image: np.ndarray, scale: int = 3) -> np.ndarray:
     """A small enlarged digit for galleries (no grid: at this size the lines would hide the strokes)."""
     return np.repeat(image.repeat(scale, axis=0).repeat(scale, axis=1)[..., None], 3, axis=2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Weights and responses as tiles
+
+
+TILE_GAP = 3  # white screen pixels between tiles
+TILE_ZERO = np.array([236, 236, 236], np.float32)  # a weight or response of 0: light grey, apart from the gaps
+
+
+def diverging(values: np.ndarray) -> np.ndarray:
+    """(h, w) signed -> (h, w, 3) float: red positive, blue negative, light grey zero, scaled to the largest |value|."""
+    values = np.nan_to_num(values.astype(np.float32))
+    peak = float(np.abs(values).max())
+    share = values / peak if peak > 0 else np.zeros_like(values)
+    colour = np.where((share >= 0)[..., None], POSITIVE, NEGATIVE)
+    strength = np.abs(share)[..., None]
+    return TILE_ZERO * (1 - strength) + colour * strength
+
+
+def tiles(arrays: np.ndarray, scale: int = 3, columns: int | None = None, gap: int = TILE_GAP) -> np.ndarray:
+    """(k, h, w) signed arrays -> one uint8 RGB grid of them, each scaled to its own largest |value|.
+
+    Per-tile scaling shows each unit's pattern, whatever its size: untrained weights look like noise,
+    trained ones like strokes. Used for the MLP's hidden units (28x28 weights), the CNN's 3x3 filters
+    and their responses to a drawing (see `mnist_demo.filters`).
+    """
+    if arrays.ndim != 3 or len(arrays) == 0:
+        raise ValueError(f"expected a non-empty stack (k, h, w), got {arrays.shape}")
+    k, h, w = arrays.shape
+    columns = columns or int(np.ceil(np.sqrt(k)))
+    rows = int(np.ceil(k / columns))
+    th, tw = h * scale, w * scale
+    grid = np.full((rows * (th + gap) - gap, columns * (tw + gap) - gap, 3), 255, np.uint8)
+    for i, array in enumerate(arrays):
+        r, c = divmod(i, columns)
+        tile = diverging(array).repeat(scale, axis=0).repeat(scale, axis=1)
+        grid[r * (th + gap) : r * (th + gap) + th, c * (tw + gap) : c * (tw + gap) + tw] = tile
+    return grid

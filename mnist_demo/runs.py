@@ -69,7 +69,7 @@ class RunCounter:
         return self._count
 
 
-RUNS = RunCounter()  # shared by the whole app, like the queue it mirrors
+RUNS = RunCounter()  # shared by the whole app, like the queue it mirrors; counted where the app serves
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,10 @@ def results_of(predictions: torch.Tensor, test: Split, limit: int = GALLERY_SIZE
     return Results(confusion_matrix(test.labels, predictions).numpy(), gallery)
 
 
-def mistakes(model: nn.Module, limit: int = GALLERY_SIZE) -> Results:
+def mistakes(model: nn.Module, device: torch.device | str = "cpu", limit: int = GALLERY_SIZE) -> Results:
     """Confusion matrix on the MNIST test set and the first `limit` misclassified digits."""
     test = load_mnist(train=False)
-    return results_of(predict_split(model, test), test, limit)
+    return results_of(predict_split(model, test, device), test, limit)
 
 
 @torch.no_grad()
@@ -170,7 +170,8 @@ def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
     """{digit: probability} for one (28, 28) uint8 drawing, from a model in the middle of training."""
     training = model.training
     model.eval()  # batch norm must use its running statistics for a single image
-    probabilities = model(normalize(torch.from_numpy(image)[None])).softmax(dim=1)[0]  # (10,)
+    x = normalize(torch.from_numpy(image)[None]).to(next(model.parameters()).device)  # (1, 1, 28, 28)
+    probabilities = model(x).softmax(dim=1)[0].cpu()  # (10,)
     model.train(training)
     return {str(d): float(p) for d, p in enumerate(probabilities)}
 
@@ -184,15 +185,19 @@ def checked(checkpoint: Checkpoint, what: str) -> Checkpoint:
     return checkpoint
 
 
-def train_stream(config: TrainConfig, probe: np.ndarray | None = None) -> Iterator[RunUpdate]:
-    """Train a new model with `config`, yielding updates; each epoch's end brings the evaluated model.
+def train_stream(
+    config: TrainConfig, probe: np.ndarray | None = None, device: torch.device | str = "cpu"
+) -> Iterator[RunUpdate]:
+    """Train a new model with `config` on `device`, yielding updates; each epoch's end brings the evaluated
+    model, on the CPU. `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
 
-    `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update. An update comes
+    An update comes
     at most every `UPDATE_EVERY_S`, and at least that often plus one step or one evaluation chunk (each
     at most `cost.MAX_STEP_S` for what the app accepts): closing the generator then stops the run within
     that time, here or in another process that only hands the updates back. Raises RunError when the
     loss or the model's outputs stop being finite.
     """
+    device = torch.device(device)
     model, origin = new_model(config), f"trained: {describe(config)}"
     train_data, test = load_mnist(train=True), load_mnist(train=False)
     per_epoch = config.steps_per_epoch(len(train_data))
@@ -211,67 +216,68 @@ def train_stream(config: TrainConfig, probe: np.ndarray | None = None) -> Iterat
         read = None if probe is None else read_probe(model, probe)
         return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
 
-    with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
-        # Every step comes back here (log_every=1), so that the run can be stopped between any two; the
-        # plot still gets a point every `config.log_every` steps. The loop tests nothing: the test set is
-        # read below in chunks, for the same reason.
-        steps = train(dataclasses.replace(config, log_every=1), model, train_data, test.subset(0), torch.device("cpu"))
-        for event in steps:
-            if not math.isfinite(event.loss):
-                raise RunError(
-                    f"training diverged at step {event.step}: the loss became {event.loss}; try a lower learning rate"
-                )
-            pending.append(event.loss)
-            epoch_end = event.step % per_epoch == 0 or event.step == event.total_steps
-            if len(pending) == config.log_every or epoch_end:
-                losses.append((event.step, sum(pending) / len(pending)))
-                pending.clear()
-            if not epoch_end:
-                if due():
-                    yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
-                continue
-            parts = []
-            for start in range(0, len(test), chunk):
-                if due():
-                    done = f"{start:,} of {len(test):,}"
-                    yield update(f"epoch {event.epoch}/{config.epochs} · testing on the test digits: {done}")
-                part = Split(test.images[start : start + chunk], test.labels[start : start + chunk])
-                parts.append(predict_split(model, part))
-            predictions = torch.cat(parts)
-            event = dataclasses.replace(event, test_accuracy=(predictions == test.labels).float().mean().item())
-            accuracies.append((event.epoch, 100 * event.test_accuracy))
-            latest = checked(snapshot(model, config, event), f"the model after epoch {event.epoch}")
-            yield update(status_line(event, config, event.test_accuracy), checkpoint=latest, origin=origin)
+    # Every step comes back here (log_every=1), so that the run can be stopped between any two; the
+    # plot still gets a point every `config.log_every` steps. The loop tests nothing: the test set is
+    # read below in chunks, for the same reason.
+    steps = train(dataclasses.replace(config, log_every=1), model, train_data, test.subset(0), device)
+    for event in steps:
+        if not math.isfinite(event.loss):
+            raise RunError(
+                f"training diverged at step {event.step}: the loss became {event.loss}; try a lower learning rate"
+            )
+        pending.append(event.loss)
+        epoch_end = event.step % per_epoch == 0 or event.step == event.total_steps
+        if len(pending) == config.log_every or epoch_end:
+            losses.append((event.step, sum(pending) / len(pending)))
+            pending.clear()
+        if not epoch_end:
+            if due():
+                yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
+            continue
+        parts = []
+        for start in range(0, len(test), chunk):
+            if due():
+                done = f"{start:,} of {len(test):,}"
+                yield update(f"epoch {event.epoch}/{config.epochs} · testing on the test digits: {done}")
+            part = Split(test.images[start : start + chunk], test.labels[start : start + chunk])
+            parts.append(predict_split(model, part, device))
+        predictions = torch.cat(parts)
+        event = dataclasses.replace(event, test_accuracy=(predictions == test.labels).float().mean().item())
+        accuracies.append((event.epoch, 100 * event.test_accuracy))
+        latest = checked(snapshot(model, config, event), f"the model after epoch {event.epoch}")
+        yield update(status_line(event, config, event.test_accuracy), checkpoint=latest, origin=origin)
 
-        done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-        yield update(done, results=results_of(predictions, test))
+    done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
+    yield update(done, results=results_of(predictions, test))
 
 
 def finetune_stream(
-    source: Checkpoint, drawings: PersonalSet, source_name: str, config: FinetuneConfig = FinetuneConfig()
+    source: Checkpoint,
+    drawings: PersonalSet,
+    source_name: str,
+    config: FinetuneConfig = FinetuneConfig(),
+    device: torch.device | str = "cpu",
 ) -> Iterator[RunUpdate]:
-    """Fine-tune a copy of `source` on the visitor's `drawings`; the last update brings the new model.
-
-    Raises ValueError before the first update when there is nothing to fine-tune on.
+    """Fine-tune a copy of `source` on the visitor's `drawings` on `device`; the last update brings the new
+    model, on the CPU. Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
         raise ValueError(NO_DRAWINGS)
     losses: list[tuple[int, float]] = []
     origin = f"fine-tuned: {source_name} on {len(drawings)} of your drawings"
-    with RUNS.track():
-        yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
-        for event in finetune(source, drawings, config):
-            if isinstance(event, Progress):
-                if not math.isfinite(event.loss):
-                    raise RunError(f"fine-tuning diverged at step {event.step}: the loss became {event.loss}")
-                losses.append((event.step, event.loss))
-                status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
-                yield RunUpdate(loss_table(losses), status)
-            else:
-                yield RunUpdate(
-                    loss_table(losses),
-                    f"done: {event.summary()}",
-                    checkpoint=checked(event.checkpoint, "the fine-tuned model"),
-                    origin=origin,
-                    finetuned=event,
-                )
+    yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
+    for event in finetune(source, drawings, config, device=device):
+        if isinstance(event, Progress):
+            if not math.isfinite(event.loss):
+                raise RunError(f"fine-tuning diverged at step {event.step}: the loss became {event.loss}")
+            losses.append((event.step, event.loss))
+            status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
+            yield RunUpdate(loss_table(losses), status)
+        else:
+            yield RunUpdate(
+                loss_table(losses),
+                f"done: {event.summary()}",
+                checkpoint=checked(event.checkpoint, "the fine-tuned model"),
+                origin=origin,
+                finetuned=event,
+            )

@@ -27,20 +27,20 @@ MAX_ASPECT = 1.0  # ...and the two together are no wider than tall, as nearly ev
 
 @dataclass(frozen=True)
 class Group:
-    """Pieces read as one digit, and their joint bounding box in coarse pixels."""
+    """Pieces read as one digit, and their joint bounding box (coarse pixels, or a stroke drawing's units)."""
 
     labels: tuple[int, ...]
-    top: int
-    left: int
-    bottom: int
-    right: int
+    top: float
+    left: float
+    bottom: float
+    right: float
 
     @property
-    def height(self) -> int:
+    def height(self) -> float:
         return self.bottom - self.top
 
     @property
-    def width(self) -> int:
+    def width(self) -> float:
         return self.right - self.left
 
     def join(self, other: Group) -> Group:
@@ -52,7 +52,7 @@ class Group:
             max(self.right, other.right),
         )
 
-    def gap(self, other: Group) -> int:
+    def gap(self, other: Group) -> float:
         """Empty pixels between the two boxes along the axis where they are furthest apart (0 if they overlap)."""
         dx = max(other.left - self.right, self.left - other.right, 0)
         dy = max(other.top - self.bottom, self.top - other.bottom, 0)
@@ -74,19 +74,24 @@ def one_digit(a: Group, b: Group) -> bool:
 
 
 def group_pieces(pieces: list[tuple[slice, slice]]) -> list[tuple[int, ...]]:
-    """Join pieces (label i + 1 has bounding slices pieces[i]) into digits: label tuples, left to right.
+    """Join pieces (label i + 1 has bounding slices pieces[i]) into digits: label tuples, left to right."""
+    boxes = [(rows.start, cols.start, rows.stop, cols.stop) for rows, cols in pieces]
+    return [tuple(i + 1 for i in group) for group in group_boxes(boxes)]
 
+
+def group_boxes(boxes: list[tuple[float, float, float, float]]) -> list[tuple[int, ...]]:
+    """Join pieces with bounding boxes (top, left, bottom, right) into digits: index tuples, left to right.
+
+    Coarse pixels here, the ink of strokes in `mnist_demo.strokes`: the rules only compare sizes and gaps.
     The closest pair that belongs together is joined first, until no pair does. Candidate pairs wait in a
     heap as (gap, i, j) by position in `groups`: a join leaves the pair's first position holding both and
     the second empty, so positions keep the pieces' order (which breaks ties) and only the joined group's
     pairs are new. A pair whose positions changed since it was offered is stale and skipped. A canvas of
     n pieces then costs n^2 pair tests, not n^3.
     """
-    groups: list[Group | None] = [
-        Group((i + 1,), rows.start, cols.start, rows.stop, cols.stop) for i, (rows, cols) in enumerate(pieces)
-    ]
+    groups: list[Group | None] = [Group((i,), *box) for i, box in enumerate(boxes)]
     version = [0] * len(groups)
-    candidates: list[tuple[int, int, int, int, int]] = []
+    candidates: list[tuple[float, int, int, int, int]] = []
 
     def offer(i: int, j: int) -> None:
         if one_digit(groups[i], groups[j]):

@@ -1,18 +1,20 @@
 """Training: the config, the loop (a generator of progress events), and the command line.
 
-The loop is the guide's loop, fixed and made fast: batches come from uint8 tensors in memory, the CNN
-runs channels-last, and every `log_every` steps it yields a small `Progress` event. The command line
-prints those events as a progress bar; the app plots them. Closing the generator stops training
-between two steps.
+The loop is the guide's loop, fixed and made fast: batches come from uint8 tensors in memory (on the
+GPU when training there), the CNN runs channels-last, and every `log_every` steps it yields a small
+`Progress` event. The command line prints those events as a progress bar; the app plots them. Closing
+the generator stops training between two steps. Under torchrun the same loop runs in every process,
+each on its share of every global batch (mnist_demo/distributed.py).
 
     python -m mnist_demo.train --model mlp --out weights/mlp-guide.safetensors     # the guide, fixed
     python -m mnist_demo.train --model cnn --epochs 2 --out /tmp/cnn.safetensors
+    torchrun --nproc_per_node 2 -m mnist_demo.train --model cnn --epochs 2 --out /tmp/cnn.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import shlex
 import sys
 import time
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_demo import distributed
 from mnist_demo.checkpoint import save_checkpoint
 from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, augment, batches, load_mnist, normalize
 from mnist_demo.metrics import accuracy
@@ -83,7 +86,7 @@ class TrainConfig:
         "(2 keeps the central 24x24, where MNIST's digits are: see bench/train_speed.py --compare)",
     )
     epochs: int = knob(5, "passes over the training set")
-    batch_size: int = knob(64, "images per optimizer step")
+    batch_size: int = knob(64, "images per optimizer step (under torchrun: all processes together)")
     lr: float = knob(0.01, "learning rate (the peak rate with the one-cycle schedule)")
     optimizer: str = knob(
         "adam",
@@ -135,12 +138,14 @@ class TrainConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def steps_per_epoch(self, available: int = MNIST_TRAIN_SIZE) -> int:
-        """Optimizer steps per epoch when `available` training images exist."""
-        return math.ceil(min(self.train_size, available) / self.batch_size)
+    def steps_per_epoch(self, available: int = MNIST_TRAIN_SIZE, processes: int = 1) -> int:
+        """Optimizer steps per epoch when `available` training images exist; a last batch smaller than
+        the number of `processes` cannot be shared out and is dropped (never with one process)."""
+        full, rest = divmod(min(self.train_size, available), self.batch_size)
+        return full + (rest >= processes)
 
-    def total_steps(self, available: int = MNIST_TRAIN_SIZE) -> int:
-        steps = self.epochs * self.steps_per_epoch(available)
+    def total_steps(self, available: int = MNIST_TRAIN_SIZE, processes: int = 1) -> int:
+        steps = self.epochs * self.steps_per_epoch(available, processes)
         return min(steps, self.max_steps) if self.max_steps else steps
 
 
@@ -163,9 +168,19 @@ class Progress:
         return self.train_seconds / max(1, self.step) * (self.total_steps - self.step)
 
 
-def pick_device() -> torch.device:
-    """CUDA when present, else the CPU; chosen once and passed explicitly."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(local_rank: int = 0) -> torch.device:
+    """The GPU numbered `local_rank` on this machine when CUDA is present, else the CPU; chosen once and
+    passed explicitly. (On a ZeroGPU Space call it only inside a `zerogpu.gpu` function: outside, the
+    `spaces` package makes CUDA look present on a machine that has no GPU attached.)"""
+    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def clock(device: torch.device) -> float:
+    """`time.perf_counter()` once `device` has done the work queued so far: GPU kernels run asynchronously,
+    so without the wait a timer would stop before the work it times."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def new_model(config: TrainConfig) -> nn.Module:
@@ -208,13 +223,18 @@ def train(
 ) -> Iterator[Progress]:
     """Train `model` in place, yielding `Progress`; MNIST is loaded when no data is given.
 
+    Both splits are copied to `device` once, so that batches are cut where the images already are. Under
+    torchrun (a process group in force) each process trains on its share of every global batch of
+    `config.batch_size` and only rank 0 evaluates; the others' epoch-end events carry no accuracy.
+
     Timing: `train_seconds` counts batching and optimizer steps, not evaluation and not the time the
     consumer spends between our yields (drawing a plot, say).
     """
     device = device or pick_device()
-    generator = torch.Generator().manual_seed(config.seed)  # subset, shuffling and augmentation
-    train_data = load_mnist(train=True) if train_data is None else train_data
-    test_data = load_mnist(train=False) if test_data is None else test_data
+    world = distributed.current()
+    generator = torch.Generator().manual_seed(config.seed)  # subset, shuffling and augmentation: same on every rank
+    train_data = (load_mnist(train=True) if train_data is None else train_data).to(device)
+    test_data = (load_mnist(train=False) if test_data is None else test_data).to(device)
     # A seeded random subset, kept as indices so the shared uint8 images are never copied.
     subset = (
         torch.randperm(len(train_data), generator=generator)[: config.train_size]
@@ -223,21 +243,22 @@ def train(
     )
     memory_format = CNN_MEMORY_FORMAT if config.model == "cnn" else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    total = config.total_steps(len(train_data))
-    per_epoch = config.steps_per_epoch(len(train_data))
+    net = distributed.wrap(model, device)  # the model itself, or DDP around it: same parameters
+    total = config.total_steps(len(train_data), world.size)
+    per_epoch = config.steps_per_epoch(len(train_data), world.size)
     optimizer = make_optimizer(config, model)
     schedule = make_schedule(config, optimizer, total)
 
     step, seen, train_seconds = 0, 0, 0.0
     loss_sum, loss_steps = torch.zeros((), device=device), 0  # summed on the device: one sync per event
-    start = mark = time.perf_counter()
+    start = mark = clock(device)
 
     def progress(epoch: int, test_accuracy: float | None = None) -> Progress:
         return Progress(
             step,
             total,
             epoch,
-            (loss_sum / max(1, loss_steps)).item(),
+            (distributed.average(loss_sum) / max(1, loss_steps)).item(),
             seen / max(train_seconds, 1e-9),
             time.perf_counter() - start,
             train_seconds,
@@ -247,14 +268,21 @@ def train(
     for epoch in range(1, config.epochs + 1):
         model.train()
         for batch, (images, labels) in enumerate(batches(train_data, config.batch_size, generator, device, subset), 1):
+            if len(labels) < world.size:
+                break  # a last batch too small to share out, dropped on every rank alike
             x = images.unsqueeze(1).float() / 255  # (B, 1, 28, 28) in [0, 1]
             if config.augment:
-                x = augment(x, generator)
-            x = normalize(x).contiguous(memory_format=memory_format)
+                x = augment(x, generator)  # the whole global batch on every rank: keeps the generators in step
+            mine = world.share(len(labels))  # this process's rows of the global batch (all of them in one process)
+            x = normalize(x[mine]).contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                loss = F.cross_entropy(model(x), labels, label_smoothing=config.label_smoothing)
+                summed = F.cross_entropy(net(x), labels[mine], reduction="sum", label_smoothing=config.label_smoothing)
+            # This share's part of the global batch's mean loss, times the number of processes: DDP averages
+            # the processes' gradients, which then make the gradient of the global batch's mean loss (with
+            # one process: the mean itself).
+            loss = summed * world.size / len(labels)
             optimizer.zero_grad(set_to_none=True)  # clears last step's gradients: backward() adds to .grad
-            loss.backward()  # autograd on the loss tensor fills each parameter's .grad
+            loss.backward()  # autograd fills each parameter's .grad (DDP: averaged over the processes)
             optimizer.step()
             if schedule is not None:
                 schedule.step()
@@ -264,15 +292,15 @@ def train(
                 break
             # The epoch's last batch is reported by the epoch-end event below, with these losses in it.
             if loss_steps == config.log_every and batch < per_epoch:
-                train_seconds += time.perf_counter() - mark
+                train_seconds += clock(device) - mark
                 yield progress(epoch)
                 loss_sum.zero_()
-                loss_steps, mark = 0, time.perf_counter()
-        train_seconds += time.perf_counter() - mark
-        event = progress(epoch, accuracy(model, test_data, device) if len(test_data) else None)
-        yield event
+                loss_steps, mark = 0, clock(device)
+        train_seconds += clock(device) - mark
+        evaluate = len(test_data) and world.is_main
+        yield progress(epoch, accuracy(model, test_data, device) if evaluate else None)
         loss_sum.zero_()
-        loss_steps, mark = 0, time.perf_counter()
+        loss_steps, mark = 0, clock(device)
         if step >= total:
             break
     model.eval()
@@ -290,7 +318,17 @@ def config_parser() -> Any:
     return parser
 
 
+def launch_command(world: distributed.World, argv: list[str]) -> str:
+    """The command that ran this training, for the checkpoint's metadata."""
+    if world.size == 1:
+        return "python -m mnist_demo.train " + shlex.join(argv)
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    nodes = world.size // per_node
+    return f"torchrun --nnodes {nodes} --nproc_per_node {per_node} -m mnist_demo.train " + shlex.join(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; under torchrun only rank 0 prints, evaluates and saves."""
     from tqdm import tqdm
 
     argv = sys.argv[1:] if argv is None else argv
@@ -298,22 +336,36 @@ def main(argv: list[str] | None = None) -> int:
     out = args.pop("out")
     try:
         config = TrainConfig(**args)
+        world = distributed.from_env()
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    device = pick_device()
+    device = pick_device(world.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch has the same shape: time cuDNN's algorithms once
     model = new_model(config)
-    print(f"training {config.model} on {device} ({torch.get_num_threads()} threads): {config}")
+    if world.is_main:
+        processes = f", {world.size} processes" if world.size > 1 else ""
+        print(f"training {config.model} on {device} ({torch.get_num_threads()} threads{processes}): {config}")
 
     last: Progress | None = None
     try:
-        with tqdm(total=config.total_steps(), unit="step", dynamic_ncols=True, mininterval=0.5) as bar:
+        with (
+            distributed.process_group(world, device),
+            tqdm(
+                total=config.total_steps(processes=world.size),
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=0.5,
+                disable=not world.is_main,
+            ) as bar,
+        ):
             for event in train(config, model, device=device):
                 bar.set_postfix(
                     epoch=event.epoch, loss=f"{event.loss:.4f}", img_s=f"{event.samples_per_s:,.0f}", refresh=False
                 )
                 bar.update(event.step - bar.n)
-                if event.test_accuracy is not None:
+                if event.test_accuracy is not None:  # rank 0 alone evaluates
                     bar.write(
                         f"epoch {event.epoch}: test accuracy {event.test_accuracy * 100:.2f}% "
                         f"after {event.train_seconds:.1f} s of training"
@@ -322,26 +374,30 @@ def main(argv: list[str] | None = None) -> int:
     except MNISTNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not world.is_main:
+        return 0
     print(
         f"done: test accuracy {last.test_accuracy * 100:.2f}%, {last.train_seconds:.1f} s training, "
         f"{last.elapsed:.1f} s in all, {last.samples_per_s:,.0f} images/s"
     )
     if out:
-        command = "python -m mnist_demo.train " + shlex.join(argv)
         save_checkpoint(
             out,
             model,
             config=config.__dict__,
             test_accuracy=last.test_accuracy,
-            command=command,
+            command=launch_command(world, argv),
             seed=config.seed,
             train_seconds=round(last.train_seconds, 2),
             steps=last.step,
-            hardware={"device": str(device), "torch_threads": torch.get_num_threads()},
+            hardware={"device": str(device), "torch_threads": torch.get_num_threads(), "processes": world.size},
         )
         print(f"saved {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `record` hands an exception's traceback to torchrun, which then names the failed rank and its error.
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    sys.exit(record(main)())

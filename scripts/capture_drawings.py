@@ -6,12 +6,17 @@ driven by Playwright, draws each digit as mouse strokes (testkit/sketches.py's p
 slanted, jittered and rounded), waits until the server holds the whole drawing (ink under every point of
 every stroke, none elsewhere), saves it to tests/drawings/<digit>/<name>.png and clears the pad.
 
+With --strokes, no browser: the strokes of the same drawings (the mouse's path, in canvas pixels) go to one
+JSON line per drawing, {"label", "source", "brush", "strokes"}, the stroke pad's format (mnist_demo.strokes).
+
     python scripts/capture_drawings.py [--out tests/drawings]
+    python scripts/capture_drawings.py --strokes tests/drawings/strokes.ndjson
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -141,11 +146,29 @@ def save_png(composite: np.ndarray, path: Path) -> None:
     Image.fromarray(composite.astype(np.uint8), "RGBA").save(path, optimize=True)
 
 
+def write_strokes(path: Path, out: Path) -> None:
+    """Every drawing's strokes as one JSON line each, in the order of DRAWINGS; coordinates to 0.01 px."""
+    from app import BRUSH_RADIUS
+
+    lines = []
+    for name, (digit, unit_strokes, style) in DRAWINGS.items():
+        source = out / f"{name}.png"
+        strokes = [[[round(x, 2), round(y, 2)] for x, y in line] for line in strokes_for(unit_strokes, style)]
+        source_name = str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source)
+        lines.append(json.dumps({"label": digit, "source": source_name, "brush": 2 * BRUSH_RADIUS, "strokes": strokes}))
+    path.write_text("\n".join(lines) + "\n")
+    print(f"{path}: {len(lines)} drawings as strokes")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "drawings", help="folder of digit folders")
     parser.add_argument("--only", nargs="*", help="names to draw (e.g. 4/split-strokes); default: all")
+    parser.add_argument("--strokes", type=Path, metavar="FILE", help="write the drawings' strokes to FILE instead")
     args = parser.parse_args()
+    if args.strokes:
+        write_strokes(args.strokes, args.out)
+        return 0
     reason = chromium_missing()
     if reason:
         print(f"error: {reason}", file=sys.stderr)

@@ -69,12 +69,13 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
-def new_page(browser, url: str | None = None, viewport: dict = VIEWPORT):
+def new_page(browser, url: str | None = None, viewport: dict = VIEWPORT, **options):
     """A page in a context of its own (another visitor: its own cookies, session and gr.State), console recorded.
 
-    The console lines are kept in `page.console_lines` for `save_evidence`.
+    The console lines are kept in `page.console_lines` for `save_evidence`; `options` go to the context
+    (`has_touch=True` for a phone, say).
     """
-    context = browser.new_context(viewport=viewport)
+    context = browser.new_context(viewport=viewport, **options)
     context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     page.console_lines = []
@@ -233,6 +234,101 @@ class Pad:
         self.page.click(f'{self.selector} button[aria-label="Clear canvas"]')
         wait_until(self.page, "() => window.__padCleared", why=lambda: "Clear did not empty the Sketchpad", polling=50)
         self.wait_until_ready()
+
+
+# --------------------------------------------------------------------------------------------------
+# The stroke pad (ui/pad.py, mnist_demo/web/pad.js)
+
+# Keeps what the pad's 'strokes' events say in window.__pad: the strokes (copied) and how many events came.
+_LISTEN = """(sel) => { const pad = document.querySelector(sel);
+  window.__pad = {strokes: null, drawing: false, events: 0};
+  pad.addEventListener('strokes', (e) => { window.__pad = {
+    strokes: e.detail.strokes.map((s) => s.map((p) => p.slice())),
+    drawing: e.detail.drawing, events: window.__pad.events + 1}; }); }"""
+
+
+class StrokePad:
+    """The stroke pad on a page, drawn on with the mouse or a finger like a visitor would.
+
+    Strokes are in the pad's canvas pixels (0 .. 280, x right, y down) whatever its size on screen.
+    """
+
+    def __init__(self, page, selector: str = "#pad", size: int = CANVAS):
+        self.page, self.selector, self.size = page, selector, size
+        self.canvas = page.locator(f"{selector} canvas").first
+
+    def wait_until_ready(self) -> None:
+        """Wait until the canvas is laid out and the pad's script has run; listen to its 'strokes' events."""
+        self.canvas.wait_for()
+        wait_until(
+            self.page,
+            "(sel) => { const c = document.querySelector(sel + ' canvas'); return !!c && c.width > 0 "
+            "&& c.getBoundingClientRect().width > 0 && !!document.querySelector(sel + ' .pad-hint'); }",
+            self.selector,
+            lambda: f"the stroke pad {self.selector} did not appear",
+        )
+        self.page.evaluate(_LISTEN, self.selector)
+
+    def to_page(self, u: float, v: float, box: dict | None = None) -> Point:
+        """Canvas pixel (u, v) -> page coordinates: the canvas fills its box, scaled to its CSS size."""
+        box = box or self.canvas.bounding_box()
+        return box["x"] + u * box["width"] / self.size, box["y"] + v * box["height"] / self.size
+
+    def draw(self, strokes: list[Stroke]) -> None:
+        """Each stroke as one press, drag and release of the mouse."""
+        box = self.canvas.bounding_box()
+        mouse = self.page.mouse
+        for line in strokes:
+            mouse.move(*self.to_page(*line[0], box))
+            mouse.down()
+            for a, b in zip(line, line[1:]):
+                mouse.move(*self.to_page(*b, box), steps=max(1, math.ceil(math.dist(a, b) / PX_PER_STEP)))
+            mouse.up()
+
+    def touch(self, strokes: list[Stroke]) -> None:
+        """Each stroke as one finger put down, dragged and lifted (chromium's touch input, through CDP).
+
+        The page needs a context with `has_touch=True`. Moves are sent every PX_PER_STEP canvas pixels.
+        """
+        box = self.canvas.bounding_box()
+        cdp = self.page.context.new_cdp_session(self.page)
+        try:
+            for line in strokes:
+                path = [line[0]]
+                for a, b in zip(line, line[1:]):
+                    steps = max(1, math.ceil(math.dist(a, b) / PX_PER_STEP))
+                    path += [
+                        (a[0] + (b[0] - a[0]) * k / steps, a[1] + (b[1] - a[1]) * k / steps)
+                        for k in range(1, steps + 1)
+                    ]
+                for i, (u, v) in enumerate(path):
+                    x, y = self.to_page(u, v, box)
+                    kind = "touchStart" if i == 0 else "touchMove"
+                    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y, "id": 1}]})
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        finally:
+            cdp.detach()
+
+    def undo(self) -> None:
+        self.page.click(f"{self.selector} .pad-undo")
+
+    def clear(self) -> None:
+        self.page.click(f"{self.selector} .pad-clear")
+
+    def strokes(self) -> list | None:
+        """The strokes the pad announced last (its 'strokes' event), None before any."""
+        return self.page.evaluate("() => window.__pad.strokes")
+
+    def wait_for_strokes(self, count: int) -> list:
+        """Wait until the pad holds `count` strokes, the pen up; those strokes."""
+        wait_until(
+            self.page,
+            "(n) => !!window.__pad.strokes && window.__pad.strokes.length === n && !window.__pad.drawing",
+            count,
+            lambda: f"the pad holds {len(self.strokes() or [])} strokes, not {count}",
+            polling=50,
+        )
+        return self.strokes()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -90,6 +90,27 @@ def stroke(pen: ImageDraw.ImageDraw, points: list[tuple[float, float]], width: i
     pen.line(points, fill=ink, width=width, joint="curve")
 
 
+def layout(
+    text: str,
+    size: tuple[int, int] = (280, 280),
+    height: float = 0.7,
+    at: tuple[float, float] = (0.5, 0.5),
+    strokes: dict | None = None,
+) -> list[list[tuple[float, float]]]:
+    """The polylines of `text` (digits) in canvas pixels, placed as `draw` places them."""
+    strokes = strokes or STROKES
+    h = height * size[1]
+    w = ASPECT * h
+    step = 1.4 * w
+    left = at[0] * size[0] - (step * (len(text) - 1) + w) / 2
+    top = at[1] * size[1] - h / 2
+    return [
+        [(left + i * step + x * w, top + y * h) for x, y in line]
+        for i, digit in enumerate(text)
+        for line in strokes[digit]
+    ]
+
+
 def draw(
     text: str,
     size: tuple[int, int] = (280, 280),
@@ -102,18 +123,20 @@ def draw(
     strokes: dict | None = None,
 ) -> Image.Image:
     """Draw `text` (digits) centred at `at` (fractions of the canvas), `height` of the canvas tall, spaced evenly."""
-    strokes = strokes or STROKES
     canvas = Image.new("RGBA", size, paper)
     pen = ImageDraw.Draw(canvas)
-    h = height * size[1]
-    w = ASPECT * h
-    step = 1.4 * w
-    left = at[0] * size[0] - (step * (len(text) - 1) + w) / 2
-    top = at[1] * size[1] - h / 2
-    for i, digit in enumerate(text):
-        for line in strokes[digit]:
-            stroke(pen, [(left + i * step + x * w, top + y * h) for x, y in line], brush, ink)
+    for line in layout(text, size, height, at, strokes):
+        stroke(pen, line, brush, ink)
     return canvas if mode == "RGBA" else canvas.convert(mode)
+
+
+def rasterise(strokes: list, size: tuple[int, int] = (280, 280), brush: int = 20) -> Image.Image:
+    """Strokes as the stroke pad sends them ([x, y] or [x, y, t] points) drawn in black on white, RGBA."""
+    canvas = Image.new("RGBA", size, WHITE)
+    pen = ImageDraw.Draw(canvas)
+    for line in strokes:
+        stroke(pen, [(p[0], p[1]) for p in line], brush, BLACK)
+    return canvas
 
 
 def sketchpad(image: Image.Image) -> dict:

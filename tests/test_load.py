@@ -71,6 +71,7 @@ def load(url: str, digits: list[tuple[str, str]], seconds: float) -> tuple[list,
     return answers, failures, statuses
 
 
+@pytest.mark.mnist  # trains
 def test_twenty_drawing_while_two_train(tmp_path):
     digits = png_files(tmp_path)
     with launched() as app:

@@ -205,6 +205,7 @@ def test_non_finite_numbers_sent_as_raw_json_are_refused(app_url, client, files,
     assert_healthy(client, files)
 
 
+@pytest.mark.mnist  # trains
 def test_stop_keeps_the_last_finished_epoch(app_url, files):
     visitor = Client(app_url, verbose=False)
     job = visitor.submit(**LONG_TRAIN, api_name="/train")
@@ -216,6 +217,7 @@ def test_stop_keeps_the_last_finished_epoch(app_url, files):
     assert len(visitor.predict(composite(files / "three.png"), "yours", api_name="/predict")["confidences"]) == 10
 
 
+@pytest.mark.mnist  # trains
 def test_a_client_that_vanishes_ends_its_run(app_url, files):
     script = f"""
 import sys
@@ -235,6 +237,7 @@ sys.stdin.read()  # wait to be killed
     wait_until(lambda: runs.RUNS.count() == 0, 90, "the abandoned run to end")
 
 
+@pytest.mark.mnist  # trains
 def test_start_stop_cycles_leave_no_threads_or_memory(app_url, client, files):
     def cycle():
         job = client.submit(**LONG_TRAIN, api_name="/train")

@@ -1,5 +1,5 @@
-"""mnist_demo/runs.py: a run's stream can be closed between any two steps or evaluation chunks, and never hands
-over a model whose outputs are not finite.
+"""Runs as the app shows them: typed plot frames, whole epochs, streams that hand models back, that can be
+closed between any two steps or evaluation chunks, and that never hand over a model whose outputs are not finite.
 
     python -m pytest tests/test_runs.py
 """
@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from mnist_demo import cost, limits, runs
 from mnist_demo.checkpoint import Checkpoint
-from mnist_demo.finetune import FinetuneResult
+from mnist_demo.finetune import FinetuneConfig, FinetuneResult
 from mnist_demo.models import build_model
 from mnist_demo.personal import PersonalSet
 from mnist_demo.train import Progress, TrainConfig
 from testkit.sketches import draw, sketchpad
 
-pytestmark = pytest.mark.mnist
 SMALL = dataclasses.replace(limits.APP_DEFAULTS, model="mlp", size=16, epochs=2, train_size=640, batch_size=64)
 
 
@@ -63,11 +63,12 @@ def test_closing_the_stream_during_an_evaluation_stops_it_there(every_chance, on
         testing += "testing" in update.status
         if testing == 2:  # one chunk evaluated, the next about to be
             break
-    assert runs.RUNS.count() == 1 and len(every_chance) == 1
+    assert len(every_chance) == 1
     stream.close()
-    assert runs.RUNS.count() == 0 and len(every_chance) == 1  # not one more chunk
+    assert len(every_chance) == 1 and stream.gi_frame is None  # closed, and not one more chunk
 
 
+@pytest.mark.mnist
 def test_a_model_whose_outputs_are_not_finite_is_not_handed_over(monkeypatch, one_thread):
     train = runs.train
 
@@ -81,6 +82,7 @@ def test_a_model_whose_outputs_are_not_finite_is_not_handed_over(monkeypatch, on
         list(runs.train_stream(dataclasses.replace(SMALL, epochs=1)))
 
 
+@pytest.mark.mnist
 def test_a_diverged_loss_stops_the_run_with_a_clear_message(monkeypatch):
     def diverging(config, model, *args, **kwargs):
         yield Progress(1, 10, 1, 2.3, 100.0, 0.1, 0.1)
@@ -89,7 +91,6 @@ def test_a_diverged_loss_stops_the_run_with_a_clear_message(monkeypatch):
     monkeypatch.setattr(runs, "train", diverging)
     with pytest.raises(runs.RunError, match="diverged at step 2: the loss became nan; try a lower learning rate"):
         list(runs.train_stream(SMALL))
-    assert runs.RUNS.count() == 0
 
 
 @pytest.fixture
@@ -144,3 +145,35 @@ def test_the_mac_count_is_the_models_own(model, size):
 def test_a_config_the_app_refuses_is_not_a_train_config_problem():
     """The cap is the app's (limits.app_config): the command line trains what it likes."""
     assert TrainConfig(model="cnn", size=64, batch_size=512)
+
+
+def test_frames_are_typed_even_when_empty():
+    assert dict(runs.loss_table([]).dtypes) == {"step": np.dtype("int64"), "loss": np.dtype("float64")}
+    frame = runs.accuracy_table([(1, 97.25), (2, 98.5)])
+    assert list(frame["epoch"]) == ["1", "2"]  # categories: the axis shows whole epochs only
+    assert runs.accuracy_range(frame) == [96.0, 100.0] and runs.accuracy_range(runs.accuracy_table([])) == [89.0, 100.0]
+
+
+def test_describe():
+    config = TrainConfig(model="cnn", size=0, epochs=1, train_size=1_000)
+    assert runs.describe(config) == "CNN, 32 channels, 1 epoch of 1,000 images"
+
+
+@pytest.mark.mnist
+def test_train_stream_hands_each_epochs_model_back_and_ends_with_results(mnist_train, mnist_test):
+    config = TrainConfig(model="mlp", size=8, epochs=2, batch_size=64, train_size=640, log_every=2)
+    probe = np.zeros((28, 28), np.uint8)
+    updates = list(runs.train_stream(config, probe))
+    models = [u.checkpoint for u in updates if u.checkpoint is not None]
+    assert len(models) == 2 and models[0] is not models[1]  # a frozen copy per epoch, not the model in training
+    assert all(not p.requires_grad for p in models[-1].model.parameters())
+    assert updates[-1].results.confusion.sum() == 10_000 and updates[-1].status.startswith("done")
+    assert all(u.probe is not None and abs(sum(u.probe.values()) - 1) < 1e-5 for u in updates)
+    assert list(updates[-1].accuracies["epoch"]) == ["1", "2"]
+    assert updates[-1].losses["step"].is_monotonic_increasing
+
+
+def test_finetune_stream_refuses_an_empty_set_before_its_first_update(models):
+    stream = runs.finetune_stream(models.pick("cnn", None), PersonalSet(), "the CNN", FinetuneConfig())
+    with pytest.raises(ValueError, match="add some drawings"):
+        next(stream)

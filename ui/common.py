@@ -5,18 +5,22 @@ python -m pytest tests/test_app.py -k picker
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import gradio as gr
 
 from mnist_demo.checkpoint import Checkpoint, checkpoint_bytes
 from mnist_demo.data import NUM_CLASSES
 from mnist_demo.inference import SharedModels
+from mnist_demo.runs import RUNS
 from mnist_demo.session import Visitor, is_own
 from ui.admission import TrainingAdmission
 from ui.tempfiles import TempFiles
 
+T = TypeVar("T")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 SHIPPED = {"cnn": "CNN", "mlp": "MLP", "mlp-guide": "The guide's MLP, as written"}  # weights/<name>.safetensors
 IN_A_SENTENCE = {"cnn": "the CNN", "mlp": "the MLP", "mlp-guide": "the guide's MLP"}
@@ -28,6 +32,13 @@ TRAIN_CONCURRENCY = 1  # training and fine-tuning runs at once; others wait in t
 QUIET = {"show_progress": "hidden", "api_visibility": "private"}
 # What a visitor is told when MNIST is missing: the exception's own text names the server's folders.
 MNIST_MISSING = "MNIST is not on this server and could not be downloaded: training needs it; drawing still works."
+
+
+def tracked(updates: Iterator[T]) -> Iterator[T]:
+    """A training or fine-tuning run's updates, counted in `runs.RUNS` while it goes (here, in the serving
+    process, even when the run itself happens in a ZeroGPU worker)."""
+    with RUNS.track():  # until the run ends, is stopped, or its visitor goes away
+        yield from updates
 
 
 def mnist_accuracy(checkpoint: Checkpoint) -> str:

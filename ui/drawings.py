@@ -8,17 +8,23 @@ and imports them, and fine-tunes the picked model on them (the run streams from 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gradio as gr
 
+from mnist_demo import zerogpu
+from mnist_demo.checkpoint import Checkpoint, model_spec
 from mnist_demo.data import MNISTNotFoundError
+from mnist_demo.finetune import FinetuneConfig
 from mnist_demo.inference import MAX_DIGITS, with_article
-from mnist_demo.runs import NO_DRAWINGS, finetune_stream
+from mnist_demo.personal import PersonalSet
+from mnist_demo.runs import NO_DRAWINGS, RunUpdate, finetune_stream
 from mnist_demo.segment import split_digits
 from mnist_demo.session import Visitor
+from mnist_demo.train import pick_device
 from ui.admission import TrainingAdmission
-from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy
+from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked
 from ui.draw import DrawTab
 from ui.runner import in_background, streamed
 from ui.tempfiles import TempFiles, session_of
@@ -35,6 +41,19 @@ class DrawingsTab:
     """The components other tabs listen to."""
 
     gallery: gr.Gallery  # changes whenever the drawings (or the model reading them) change
+
+
+@zerogpu.gpu(lambda source, drawings, name: zerogpu.finetune_seconds(FinetuneConfig(), *model_spec(source.model)))
+def finetune_where_the_gpu_is(source: Checkpoint, drawings: PersonalSet, name: str) -> Iterator[RunUpdate]:
+    """A fine-tuning run on the best device here; on ZeroGPU in a forked worker (see ui/train.py's twin)."""
+    config = FinetuneConfig()
+    seconds = zerogpu.finetune_seconds(config, *model_spec(source.model))
+    try:
+        yield from zerogpu.within_request(seconds, finetune_stream(source, drawings, name, config, pick_device()))
+    except MNISTNotFoundError:  # its text names the server's folders
+        raise gr.Error(f"Cannot fine-tune: {MNIST_MISSING}") from None
+    except ValueError as err:  # no drawings, or runs.RunError: a model that stopped working is not kept
+        raise gr.Error(f"Cannot fine-tune: {err}") from None
 
 
 class DrawingsHandlers:
@@ -112,23 +131,18 @@ class DrawingsHandlers:
     def finetune(self, key: str, visitor: Visitor):
         """Fine-tune a copy of the picked model on the visitor's drawings; the result joins their models."""
         source = self.models.pick(key, visitor)
-        if not len(visitor.drawings):  # said before any status (the stream would say it at its first update)
+        if not len(visitor.drawings):  # said at once, before any status (and before asking for a GPU)
             raise gr.Error(f"Cannot fine-tune: {NO_DRAWINGS}")
-        try:
-            stream = finetune_stream(source, visitor.drawings, self.models.name(key, visitor))
-            with self.admission.run(), in_background(stream) as updates:  # see TrainHandlers.train
-                for update in updates:
-                    if update is None:  # nothing new yet: a tick, for streamed() to drop
-                        yield None
-                        continue
-                    picker = gr.skip()
-                    if update.checkpoint is not None:
-                        picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
-                    yield update.status, update.losses, picker
-        except MNISTNotFoundError:
-            raise gr.Error(f"Cannot fine-tune: {MNIST_MISSING}") from None
-        except ValueError as err:
-            raise gr.Error(f"Cannot fine-tune: {err}") from None
+        run = tracked(finetune_where_the_gpu_is(source, visitor.drawings, self.models.name(key, visitor)))
+        with self.admission.run(), in_background(run) as updates:  # see TrainHandlers.train
+            for update in updates:
+                if update is None:  # nothing new yet: a tick, for streamed() to drop
+                    yield None
+                    continue
+                picker = gr.skip()
+                if update.checkpoint is not None:
+                    picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
+                yield update.status, update.losses, picker
 
 
 def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import functools
 import os
 import queue
@@ -64,7 +65,11 @@ class Background(Generic[T]):
         self.tick_s, self.nice = tick_s, TRAINING_NICE if nice is None else nice  # read now: bench/load varies it
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._pump, args=(stream,), name="mnist-demo-run", daemon=True)
+        # The handler's context goes with the stream (Gradio's request, which ZeroGPU's wrapper reads).
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(
+            target=context.run, args=(self._pump, stream), name="mnist-demo-run", daemon=True
+        )
         _LIVE.add(self)
         self.thread.start()
 

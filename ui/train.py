@@ -8,21 +8,34 @@ entry per run, replaced epoch by epoch) and becomes the picked one in the Draw t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
-from mnist_demo import limits
+from mnist_demo import limits, zerogpu
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mnist_demo.data import MNISTNotFoundError, mnist_available
 from mnist_demo.inference import prepare, with_article
 from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import gallery_tile
-from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunError, accuracy_range, train_stream
+from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunError, RunUpdate, accuracy_range, train_stream
 from mnist_demo.session import Run, Visitor
+from mnist_demo.train import TrainConfig, pick_device
 from ui.admission import TrainingAdmission
-from ui.common import DIGITS, MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, weights_file
+from ui.common import (
+    DIGITS,
+    MNIST_MISSING,
+    QUIET,
+    TRAIN_CONCURRENCY,
+    Models,
+    Page,
+    mnist_accuracy,
+    tracked,
+    weights_file,
+)
 from ui.draw import DrawTab
 from ui.drawings import DrawingsTab
 from ui.runner import in_background, streamed
@@ -32,6 +45,19 @@ CONFUSION_CORNER = "true \\ said"
 SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
 DEFAULT_SIZE = {"cnn": limits.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
 NO_PROBE = ("none", -1)  # the probe picker's value when no drawing is watched
+
+
+@zerogpu.gpu(lambda config, probe: zerogpu.train_seconds(config))
+def train_where_the_gpu_is(config: TrainConfig, probe: np.ndarray | None) -> Iterator[RunUpdate]:
+    """A training run on the best device here. On a ZeroGPU Space this runs in a forked worker with a GPU
+    attached, so it changes nothing it is given: it yields updates whose models are on the CPU, for the
+    handler to adopt, and raises only gr.Error (anything else reaches the visitor as a bare worker error)."""
+    try:
+        yield from zerogpu.within_request(zerogpu.train_seconds(config), train_stream(config, probe, pick_device()))
+    except MNISTNotFoundError:  # its text names the server's folders
+        raise gr.Error(MNIST_MISSING) from None
+    except RunError as err:  # a diverged loss, or a model whose outputs are not finite: not kept
+        raise gr.Error(f"Stopped: {err}") from None
 
 
 class TrainHandlers:
@@ -78,7 +104,8 @@ class TrainHandlers:
         session = session_of(request)
         try:
             # In a thread of its own: this handler returns at least every tick, so a Stop ends it at once.
-            with self.admission.run(), in_background(train_stream(config, watched)) as updates:
+            stream = tracked(train_where_the_gpu_is(config, watched))
+            with self.admission.run(), in_background(stream) as updates:
                 for update in updates:
                     if visitor.run is not run:  # stopped: this run adopts nothing more
                         return
@@ -98,13 +125,9 @@ class TrainHandlers:
                     probed = gr.skip() if update.probe is None else update.probe
                     accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
                     yield update.losses, accuracy, update.status, picker, probed, *results
-        except Exception as err:  # not GeneratorExit: a stopped run stays for Stop to report
+        except Exception:  # not GeneratorExit: a stopped run stays for Stop to report
             if visitor.run is run:
                 visitor.run = None
-            if isinstance(err, MNISTNotFoundError):
-                raise gr.Error(MNIST_MISSING) from None
-            if isinstance(err, RunError):
-                raise gr.Error(f"Stopped: {err}") from None
             raise
         if visitor.run is run:
             visitor.run = None  # finished
