@@ -29,9 +29,9 @@ def every_chance(monkeypatch, mnist_test):
     monkeypatch.setattr(runs, "UPDATE_EVERY_S", 0.0)
     evaluated, predict = [], runs.predict_split
 
-    def counted(model, split):
+    def counted(model, split, device="cpu"):
         evaluated.append(len(split))
-        return predict(model, split)
+        return predict(model, split, device)
 
     monkeypatch.setattr(runs, "predict_split", counted)
     return evaluated
@@ -105,13 +105,14 @@ def test_fine_tuning_refuses_a_result_whose_outputs_are_not_finite(monkeypatch, 
     with torch.no_grad():
         broken.features[0][2].running_var.fill_(-1.0)  # finite, but sqrt(var + eps) is NaN
     result = FinetuneResult(Checkpoint(broken, {"model": "cnn", "size": 4}), 0.5, 1.0, 1, False, 0.9, 0.9, 1, 0.1)
-    monkeypatch.setattr(runs, "finetune", lambda *args: iter([result]))
+    monkeypatch.setattr(runs, "finetune", lambda *args, **kwargs: iter([result]))
     with pytest.raises(runs.RunError, match="fine-tuned model gives NaN or infinite outputs, so it is not kept"):
         list(runs.finetune_stream(Checkpoint(build_model("cnn", 4), {}), one_drawing, "the CNN"))
 
 
 def test_fine_tuning_stops_when_its_loss_is_not_finite(monkeypatch, one_drawing):
-    monkeypatch.setattr(runs, "finetune", lambda *args: iter([Progress(1, 5, 1, float("inf"), 1.0, 0.1, 0.1)]))
+    diverged = Progress(1, 5, 1, float("inf"), 1.0, 0.1, 0.1)
+    monkeypatch.setattr(runs, "finetune", lambda *args, **kwargs: iter([diverged]))
     with pytest.raises(runs.RunError, match="fine-tuning diverged at step 1"):
         list(runs.finetune_stream(Checkpoint(build_model("cnn", 4), {}), one_drawing, "the CNN"))
 

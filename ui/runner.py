@@ -1,12 +1,12 @@
-"""Training and fine-tuning in a thread of their own, at a lower CPU priority than drawing; Stop at once.
+"""Training and fine-tuning in a thread of their own; Stop answered at once.
 
 Gradio runs a generator handler's `next()` in one of its worker threads and cancels the event (Stop, or
 a visitor who goes away) only once that `next()` returns: the Stop's message waited for everything up to
 the run's next update, up to a minute for a wide model. Here:
 
 - `in_background(stream)` iterates the run's stream (`mnist_demo.runs.train_stream`, `finetune_stream`)
-  in a thread of its own, at a lower priority (`TRAINING_NICE`: on a 2-core Space, everyone's strokes
-  come first), and hands its updates to the handler, or `None` when none came within `TICK_S`. Once the
+  in a thread of its own (at niceness `TRAINING_NICE`), and hands its updates to the handler, or `None`
+  when none came within `TICK_S`. It holds none of Gradio's worker threads while it computes. Once the
   handler is closed, the thread closes the stream after the update in progress (at most one step or one
   evaluation chunk, `mnist_demo.cost`), and only then lets the next run start (`SLOTS`).
 - `streamed(handler)` is what Gradio calls: an async generator that awaits each of the handler's updates
@@ -41,7 +41,11 @@ from ui.common import TRAIN_CONCURRENCY
 
 T = TypeVar("T")
 TICK_S = 0.2  # the longest a handler waits for an update before it may return (and be stopped)
-TRAINING_NICE = 10  # Linux niceness of a run's thread: CFS gives it ~1/10 of a core that drawing wants
+# Linux niceness of a run's thread. 0: measured with 20 drawers and 2 trainers (docs/public-space.md,
+# Load), nice 10 did not make strokes faster (their median rose 33-47% with trainers, against 1% at 0)
+# and starved training on shared cores: the thread shares the GIL, and a descheduled low-priority thread
+# holding it makes the drawers wait. bench/load.py's VARIANTS runs the app with 10 for comparison.
+TRAINING_NICE = 0
 SLOT_POLL_S = 0.05  # while waiting for a stopped run to let go of its slot, how often a stop is checked
 SLOTS = threading.BoundedSemaphore(TRAIN_CONCURRENCY)  # runs computing at once, stopped ones until they end
 CLOSE_POLL_S = 0.02  # while a handler abandoned by a Stop finishes its `next()`, how often to try closing it
