@@ -2,7 +2,7 @@
 
 python -m mnist_demo.evaluate weights/cnn.safetensors            # MNIST test set
 python -m mnist_demo.evaluate weights/cnn.safetensors --json     # machine-readable
-python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings
+python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings   # DIR/0 .. DIR/9, DIR/none
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mnist_demo.checkpoint import CheckpointError, load_checkpoint
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, load_mnist
 from mnist_demo.drawings import evaluate_drawings, format_drawings_report
 from mnist_demo.metrics import confusion_matrix, format_confusion, predict_split
+from mnist_demo.reject import decline_threshold
 
 
 def mnist_report(model: nn.Module, device: torch.device | str = "cpu") -> dict:
@@ -42,14 +43,18 @@ def mnist_report(model: nn.Module, device: torch.device | str = "cpu") -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", help="a .safetensors checkpoint written by mnist_demo.train")
-    parser.add_argument("--drawings", metavar="DIR", help="evaluate on DIR/0 .. DIR/9 image files instead of MNIST")
+    parser.add_argument(
+        "--drawings",
+        metavar="DIR",
+        help="evaluate on DIR/0 .. DIR/9 image files instead of MNIST; DIR/none holds non-digits",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
 
     try:
         checkpoint = load_checkpoint(args.weights)
         if args.drawings:
-            report = evaluate_drawings(checkpoint.model, args.drawings)
+            report = evaluate_drawings(checkpoint.model, args.drawings, decline_threshold(checkpoint.metadata))
             text = format_drawings_report(report)
         else:
             report = mnist_report(checkpoint.model)

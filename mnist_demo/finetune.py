@@ -147,6 +147,19 @@ class FinetuneResult:
         )
 
 
+# An MLP reads pixels, not shapes: augmented copies of a drawing look to it like other drawings, and 60
+# steps at 3 to 1 replay teach it too little (the guide's MLP cut a writer's errors by 39%, `python -m bench
+# --only writers` on the TUNE writers). Unaugmented, with more of each batch its own drawings, for longer and
+# kept whole, it learns the hand; its MNIST accuracy moves little, since MNIST is replayed all along.
+MLP_CONFIG = FinetuneConfig(max_steps=120, replay_share=0.5, augment=False, blend=1.0)
+
+
+def config_for(source: Checkpoint | nn.Module) -> FinetuneConfig:
+    """The fine-tuning that suits `source`'s kind of model: the defaults for the CNN, MLP_CONFIG for an MLP."""
+    model = source.model if isinstance(source, Checkpoint) else source
+    return MLP_CONFIG if model_spec(model)[0] == "mlp" else FinetuneConfig()
+
+
 def trained_smoothing(metadata: dict) -> float:
     """The label smoothing a checkpoint's metadata says it was trained with; 0 if it does not say (or says nonsense)."""
     config = metadata.get("config")
@@ -200,16 +213,18 @@ def blend(model: nn.Module, original: nn.Module, share: float) -> None:
 def finetune(
     source: Checkpoint | nn.Module,
     personal: PersonalSet,
-    config: FinetuneConfig = FinetuneConfig(),
+    config: FinetuneConfig | None = None,
     mnist_train: Split | None = None,
     mnist_test: Split | None = None,
 ) -> Iterator[Progress | FinetuneResult]:
     """Fine-tune a copy of `source` on `personal`: yields the loop's `Progress`, then one `FinetuneResult`.
 
-    Raises ValueError (at the first `next`) for an empty set. MNIST is loaded when not given. Runs on the CPU.
+    `config` defaults to `config_for(source)`. Raises ValueError (at the first `next`) for an empty set.
+    MNIST is loaded when not given. Runs on the CPU.
     """
     if not len(personal):
         raise ValueError("add some drawings of your own first")
+    config = config_for(source) if config is None else config
     start = time.perf_counter()
     original = source.model if isinstance(source, Checkpoint) else source
     metadata = dict(source.metadata) if isinstance(source, Checkpoint) else {}
@@ -298,10 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("drawings", help="a zip of images in folders 0-9 (as the app exports)")
     parser.add_argument("--out", help="write the fine-tuned model here (.safetensors, plus a .json beside it)")
     add_config_options(parser, FinetuneConfig)
+    parser.epilog = "Defaults shown are the CNN's; an MLP's are mnist_demo.finetune.MLP_CONFIG's unless given."
     args = vars(parser.parse_args(argv))
     weights, drawings, out = args.pop("weights"), args.pop("drawings"), args.pop("out")
     try:
-        config, checkpoint, personal = FinetuneConfig(**args), load_checkpoint(weights), PersonalSet()
+        checkpoint, personal = load_checkpoint(weights), PersonalSet()
+        # Options left at their defaults take the model's own (config_for): an MLP's differ from the CNN's.
+        default = dataclasses.asdict(FinetuneConfig())
+        config = dataclasses.replace(config_for(checkpoint), **{k: v for k, v in args.items() if v != default[k]})
         print(personal.import_zip(drawings).summary())
         for event in finetune(checkpoint, personal, config):
             if isinstance(event, Progress):

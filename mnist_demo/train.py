@@ -24,11 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_demo import worldstyles
 from mnist_demo.checkpoint import save_checkpoint
 from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, augment, batches, load_mnist, normalize
 from mnist_demo.metrics import accuracy
 from mnist_demo.models import MAX_CROP, MAX_SIZE, MODELS, build_model
 from mnist_demo.muon import Muon
+from mnist_demo.outliers import outlier_images
 
 OPTIMIZERS = ("adam", "sgd", "muon")
 SCHEDULES = ("constant", "onecycle")
@@ -37,6 +39,9 @@ ONECYCLE_MIN_STEPS = 8  # shorter runs (smoke tests) keep the rate constant: the
 # oneDNN's convolutions train faster on CPU with channels-last weights and activations (the channels-last
 # row of `python -m bench --only training` sets this back to contiguous to measure by how much).
 CNN_MEMORY_FORMAT = torch.channels_last
+# Outlier Exposure (Hendrycks et al. 2019): this many non-digits per digit in each batch, drawn from the
+# run's pool, and their loss's weight beside the digits' (0.5 is the paper's for image classifiers).
+OUTLIERS_PER_DIGIT = 0.25
 
 
 def knob(default: Any, help: str) -> Any:
@@ -96,6 +101,17 @@ class TrainConfig:
     label_smoothing: float = knob(0.0, "share of each target spread over the other classes")
     train_size: int = knob(MNIST_TRAIN_SIZE, "training images used, a seeded random subset when below 60,000")
     augment: bool = knob(False, "random affine and stroke-weight changes per batch, for drawn digits")
+    styled: int = knob(
+        0,
+        "world-style digits added to the training set: MNIST 7s, 0s and 1s given a bar, slash or up-stroke, "
+        "and handwriting-font digits (mnist_demo/worldstyles.py); 0 = none",
+    )
+    outliers: int = knob(
+        0,
+        "non-digits (letters, scribbles, shapes, crossings-out) drawn for Outlier Exposure, so that the model "
+        "can say 'not a digit' (mnist_demo/outliers.py); 0 = none",
+    )
+    outlier_weight: float = knob(0.5, "weight of the non-digits' loss (cross-entropy to equal probabilities)")
     seed: int = knob(0, "seeds the weights, the subset, the shuffling and the augmentation")
     max_steps: int = knob(0, "stop after this many optimizer steps; 0 = no limit (tests use a few)")
     log_every: int = knob(10, "optimizer steps between progress events")
@@ -117,6 +133,8 @@ class TrainConfig:
                 ("epochs", 1, 1000),
                 ("batch_size", 1, MNIST_TRAIN_SIZE),
                 ("train_size", 1, MNIST_TRAIN_SIZE),
+                ("styled", 0, MNIST_TRAIN_SIZE),
+                ("outliers", 0, MNIST_TRAIN_SIZE),
                 ("max_steps", 0, 10**9),
                 ("log_every", 1, 10**6),
                 ("seed", 0, 2**63 - 1),
@@ -126,6 +144,7 @@ class TrainConfig:
                 ("momentum", 0.0, 1.0),
                 ("weight_decay", 0.0, 1.0),
                 ("label_smoothing", 0.0, 1.0),
+                ("outlier_weight", 0.0, 10.0),
             ],
         )
         if self.crop and self.model != "cnn":
@@ -136,8 +155,8 @@ class TrainConfig:
             raise ValueError("; ".join(problems))
 
     def steps_per_epoch(self, available: int = MNIST_TRAIN_SIZE) -> int:
-        """Optimizer steps per epoch when `available` training images exist."""
-        return math.ceil(min(self.train_size, available) / self.batch_size)
+        """Optimizer steps per epoch when `available` training images exist (world-style digits besides)."""
+        return math.ceil((min(self.train_size, available) + self.styled) / self.batch_size)
 
     def total_steps(self, available: int = MNIST_TRAIN_SIZE) -> int:
         steps = self.epochs * self.steps_per_epoch(available)
@@ -205,9 +224,13 @@ def train(
     train_data: Split | None = None,
     test_data: Split | None = None,
     device: torch.device | None = None,
+    styled: Split | None = None,
+    outliers: torch.Tensor | None = None,
 ) -> Iterator[Progress]:
     """Train `model` in place, yielding `Progress`; MNIST is loaded when no data is given.
 
+    `styled` (world-style digits) and `outliers` (non-digits, (N, 28, 28) uint8) are drawn as the config
+    asks when not given; drawing them takes a few milliseconds each, before the first step.
     Timing: `train_seconds` counts batching and optimizer steps, not evaluation and not the time the
     consumer spends between our yields (drawing a plot, say).
     """
@@ -216,15 +239,22 @@ def train(
     train_data = load_mnist(train=True) if train_data is None else train_data
     test_data = load_mnist(train=False) if test_data is None else test_data
     # A seeded random subset, kept as indices so the shared uint8 images are never copied.
+    available = len(train_data)
     subset = (
-        torch.randperm(len(train_data), generator=generator)[: config.train_size]
-        if config.train_size < len(train_data)
-        else None
+        torch.randperm(available, generator=generator)[: config.train_size] if config.train_size < available else None
     )
+    if config.styled:
+        styled = worldstyles.styled_digits(config.styled, config.seed, train_data) if styled is None else styled
+        styled = styled.subset(config.styled)
+        train_data = Split(torch.cat([train_data.images, styled.images]), torch.cat([train_data.labels, styled.labels]))
+        if subset is not None:  # every styled digit is in every epoch, whatever the subset of MNIST
+            subset = torch.cat([subset, torch.arange(available, len(train_data))])
+    if config.outliers:
+        outliers = outlier_images(config.outliers, config.seed) if outliers is None else outliers[: config.outliers]
     memory_format = CNN_MEMORY_FORMAT if config.model == "cnn" else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    total = config.total_steps(len(train_data))
-    per_epoch = config.steps_per_epoch(len(train_data))
+    total = config.total_steps(available)
+    per_epoch = config.steps_per_epoch(available)
     optimizer = make_optimizer(config, model)
     schedule = make_schedule(config, optimizer, total)
 
@@ -247,12 +277,19 @@ def train(
     for epoch in range(1, config.epochs + 1):
         model.train()
         for batch, (images, labels) in enumerate(batches(train_data, config.batch_size, generator, device, subset), 1):
+            if config.outliers:  # non-digits ride along in the same forward pass
+                pick = torch.randint(len(outliers), (math.ceil(OUTLIERS_PER_DIGIT * len(labels)),), generator=generator)
+                images = torch.cat([images, outliers[pick].to(device)])
             x = images.unsqueeze(1).float() / 255  # (B, 1, 28, 28) in [0, 1]
             if config.augment:
                 x = augment(x, generator)
             x = normalize(x).contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                loss = F.cross_entropy(model(x), labels, label_smoothing=config.label_smoothing)
+                logits = model(x)
+                loss = F.cross_entropy(logits[: len(labels)], labels, label_smoothing=config.label_smoothing)
+                if config.outliers:  # cross-entropy to the uniform distribution: no digit is likelier
+                    uniform = -logits[len(labels) :].float().log_softmax(dim=1).mean(dim=1).mean()
+                    loss = loss + config.outlier_weight * uniform
             optimizer.zero_grad(set_to_none=True)  # clears last step's gradients: backward() adds to .grad
             loss.backward()  # autograd on the loss tensor fills each parameter's .grad
             optimizer.step()
