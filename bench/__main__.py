@@ -24,13 +24,13 @@ import traceback
 
 import torch
 
-from bench import contention, predict, report, robustness, roundtrip, startup, training
+from bench import contention, handwriting, predict, report, robustness, roundtrip, startup, training, writers
 from bench.report import Result
 from testkit import server
 
 # In the order they run: the two that only need some running app share one launch, and no app is
 # left running during the benchmarks that time this process.
-BENCHMARKS = {m.NAME: m for m in (predict, roundtrip, contention, startup, training, robustness)}
+BENCHMARKS = {m.NAME: m for m in (predict, roundtrip, contention, startup, training, robustness, handwriting, writers)}
 SHARE_AN_APP = ("roundtrip", "contention")
 DOCS = server.ROOT / "docs" / "benchmarks.md"
 

@@ -8,7 +8,7 @@ choice was fitted to: drawings of every digit in the TUNE group of handwriting f
 (`mnist_demo/handfonts.py`), read as the app reads a canvas, and it is set so that `DIGITS_DECLINED` of
 them fall below it. It is stored in the checkpoint's metadata as `decline_below`.
 
-    python -m mnist_demo.reject weights/cnn.safetensors      # calibrate and write it into the checkpoint
+    python -m mnist_demo.reject weights/cnn.safetensors [more.safetensors ...]   # calibrate, write into each
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DECLINE_KEY = "decline_below"  # checkpoint metadata: decline a digit whose top 
 # Share of the calibration digits declined. The target is at most 2% of real digits; 1% on the TUNE fonts
 # leaves room for drawings less tidy than theirs.
 DIGITS_DECLINED = 0.01
-DRAWINGS_PER_DIGIT = 20  # per font: 11 fonts x 10 digits x 20 = 2,200 calibration drawings
+DRAWINGS_PER_DIGIT = 10  # per font: 11 fonts x 10 digits x 10 = 1,100 calibration drawings
 SEED = 1  # the calibration drawings' seed (the fonts' other seeds serve other measurements)
 
 
@@ -76,31 +76,30 @@ def calibrate(model: nn.Module, digits: Split, share: float = DIGITS_DECLINED) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.reject", description=__doc__.splitlines()[0])
-    parser.add_argument("weights", help="a .safetensors checkpoint; its metadata gains the calibrated threshold")
+    parser.add_argument("weights", nargs="+", help=".safetensors checkpoints; each one's metadata gains its threshold")
     parser.add_argument("--share", type=float, default=DIGITS_DECLINED, help="share of calibration digits declined")
     args = parser.parse_args(argv)
     if not 0 < args.share < 0.5 or math.isnan(args.share):
         print("error: --share must lie between 0 and 0.5", file=sys.stderr)
         return 2
     try:
-        checkpoint = load_checkpoint(args.weights)
+        checkpoints = [load_checkpoint(path) for path in args.weights]
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    digits = font_digits(handfonts.TUNE, DRAWINGS_PER_DIGIT, SEED)
-    threshold = calibrate(checkpoint.model, digits, args.share)
-    meta = {**checkpoint.metadata, DECLINE_KEY: round(threshold, 6)}
-    meta["decline_calibration"] = {
-        "digits": len(digits),
-        "fonts": "TUNE",
-        "share_declined": args.share,
-        "command": "python -m mnist_demo.reject " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
-    save_checkpoint(args.weights, checkpoint.model, **meta)
-    print(
-        f"{args.weights}: declines below a top probability of {threshold:.4f} "
-        f"({args.share:.0%} of {len(digits)} digits)"
-    )
+    digits = font_digits(handfonts.TUNE, DRAWINGS_PER_DIGIT, SEED)  # drawn once for every checkpoint
+    for path, checkpoint in zip(args.weights, checkpoints, strict=True):
+        threshold = calibrate(checkpoint.model, digits, args.share)
+        meta = {**checkpoint.metadata, DECLINE_KEY: round(threshold, 6)}
+        meta["decline_calibration"] = {
+            "digits": len(digits),
+            "fonts": "TUNE",
+            "share_declined": args.share,
+            "command": f"python -m mnist_demo.reject {path}"
+            + (f" --share {args.share}" if argv and "--share" in argv else ""),
+        }
+        save_checkpoint(path, checkpoint.model, **meta)
+        print(f"{path}: declines below a top probability of {threshold:.4f} ({args.share:.0%} of {len(digits)} digits)")
     return 0
 
 

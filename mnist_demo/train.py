@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_demo import worldstyles
-from mnist_demo.checkpoint import save_checkpoint
+from mnist_demo.checkpoint import CheckpointError, load_checkpoint, model_spec, save_checkpoint
 from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, augment, batches, load_mnist, normalize
 from mnist_demo.metrics import accuracy
 from mnist_demo.models import MAX_CROP, MAX_SIZE, MODELS, build_model
@@ -324,7 +324,26 @@ def config_parser() -> Any:
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.train", description="Train a model on MNIST.")
     add_config_options(parser, TrainConfig)
     parser.add_argument("--out", help="write the trained model here (.safetensors, plus a .json beside it)")
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights instead of random ones (its model, size and crop must match)",
+    )
     return parser
+
+
+def initial_model(config: TrainConfig, init: str | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The model to train (new, or a checkpoint's to continue from) and what to record about where it started."""
+    if not init:
+        return new_model(config), {}
+    checkpoint = load_checkpoint(init)
+    found, wanted = model_spec(checkpoint.model), (config.model, config.size or None, config.crop)
+    if found[0] != wanted[0] or found[2] != wanted[2] or (wanted[1] is not None and found[1] != wanted[1]):
+        raise ValueError(f"{init} holds a {found[0]} of size {found[1]}, crop {found[2]}; the config asks for {wanted}")
+    for p in checkpoint.model.parameters():
+        p.requires_grad_(True)
+    start = {k: checkpoint.metadata.get(k) for k in ("command", "test_accuracy", "train_seconds", "steps")}
+    return checkpoint.model, {"init": {"path": init, **start}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,14 +351,14 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = vars(config_parser().parse_args(argv))
-    out = args.pop("out")
+    out, init = args.pop("out"), args.pop("init")
     try:
         config = TrainConfig(**args)
-    except ValueError as err:
+        model, started = initial_model(config, init)
+    except (ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     device = pick_device()
-    model = new_model(config)
     print(f"training {config.model} on {device} ({torch.get_num_threads()} threads): {config}")
 
     last: Progress | None = None
@@ -375,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds=round(last.train_seconds, 2),
             steps=last.step,
             hardware={"device": str(device), "torch_threads": torch.get_num_threads()},
+            **started,
         )
         print(f"saved {out}")
     return 0
