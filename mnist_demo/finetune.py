@@ -46,6 +46,7 @@ from mnist_demo.train import (
     Progress,
     TrainConfig,
     add_config_options,
+    blend,
     knob,
     range_problems,
     train,
@@ -239,16 +240,6 @@ def mixed_split(drawings: Split, mnist: Split, steps: int, config: FinetuneConfi
         torch.cat([drawings.images[repeat], mnist.images[sample]]),  # (total, 28, 28) uint8
         torch.cat([drawings.labels[repeat], mnist.labels[sample]]),
     )
-
-
-@torch.no_grad()
-def blend(model: nn.Module, original: nn.Module, share: float) -> None:
-    """Move `model`'s weights back towards `original`'s, keeping `share` of the change (BatchNorm's running
-    statistics too; its step counter stays the fine-tuned one)."""
-    before = original.state_dict()
-    for key, value in model.state_dict().items():
-        if value.is_floating_point():
-            value.copy_(before[key].to(value.dtype) + share * (value - before[key]))
 
 
 def finetune(

@@ -12,6 +12,8 @@ between two steps.
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import math
 import shlex
 import sys
@@ -218,6 +220,17 @@ def make_schedule(
     )
 
 
+@torch.no_grad()
+def blend(model: nn.Module, original: nn.Module, share: float) -> None:
+    """Move `model`'s weights back towards `original`'s, keeping `share` of the change (BatchNorm's running
+    statistics too; its step counter stays the trained one). WiSE-FT (Wortsman et al., 2022): most of
+    what the change learned, less of what it forgot."""
+    before = original.state_dict()
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            value.copy_(before[key].to(value.dtype) + share * (value - before[key]))
+
+
 def train(
     config: TrainConfig,
     model: nn.Module,
@@ -329,6 +342,13 @@ def config_parser() -> Any:
         metavar="CHECKPOINT",
         help="start from this checkpoint's weights instead of random ones (its model, size and crop must match)",
     )
+    parser.add_argument(
+        "--keep",
+        type=float,
+        default=1.0,
+        help="with --init: keep this share of the change from its weights, blending back the rest (WiSE-FT); "
+        "the test accuracy is measured after (default: %(default)s, all of it)",
+    )
     return parser
 
 
@@ -351,13 +371,16 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = vars(config_parser().parse_args(argv))
-    out, init = args.pop("out"), args.pop("init")
+    out, init, keep = args.pop("out"), args.pop("init"), args.pop("keep")
     try:
         config = TrainConfig(**args)
+        if not 0 < keep <= 1 or (keep < 1 and not init):
+            raise ValueError("--keep must lie in (0, 1], and below 1 only with --init")
         model, started = initial_model(config, init)
     except (ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    start_weights = copy.deepcopy(model) if keep < 1 else None
     device = pick_device()
     print(f"training {config.model} on {device} ({torch.get_num_threads()} threads): {config}")
 
@@ -378,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     except MNISTNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if start_weights is not None:
+        blend(model, start_weights, keep)
+        last = dataclasses.replace(last, test_accuracy=accuracy(model, load_mnist(train=False), device))
+        started["init"]["keep"] = keep
+        print(f"kept {keep:.0%} of the change from {init}: test accuracy {last.test_accuracy * 100:.2f}%")
     print(
         f"done: test accuracy {last.test_accuracy * 100:.2f}%, {last.train_seconds:.1f} s training, "
         f"{last.elapsed:.1f} s in all, {last.samples_per_s:,.0f} images/s"
