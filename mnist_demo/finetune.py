@@ -156,8 +156,8 @@ class FinetuneResult:
 
 
 # An MLP reads pixels, not shapes: augmented copies of a drawing look to it like other drawings, and 60
-# steps of 3 to 1 replay taught the guide's MLP too little (it cut the TUNE writers' errors by 39%,
-# experiments in weights/README.md). Unaugmented, for longer and kept whole, it learns the hand. Its rate
+# steps of 3 to 1 replay taught the guide's MLP too little (it cut the TUNE writers' errors by 39%:
+# scripts/issue15/ft.py). Unaugmented, for longer and kept whole, it learns the hand. Its rate
 # follows the rate it was trained at: the guide's MLP ended training at Adam's 0.01 and improves on MNIST
 # at 0.001 (errors cut by 63%, MNIST +0.26 points); the wider MLP, annealed from 0.002 to zero, lost
 # 1.1 MNIST points at 0.001 and 0.32 at 0.0003 (errors cut by 81%).
