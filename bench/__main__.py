@@ -27,6 +27,7 @@ import torch
 from bench import (
     atlas,
     contention,
+    handwriting,
     load,
     page_model,
     pen_latency,
@@ -38,6 +39,7 @@ from bench import (
     startup,
     stop,
     training,
+    writers,
 )
 from bench.report import Result
 from testkit import server
@@ -58,6 +60,8 @@ BENCHMARKS = {
         refusals,
         training,
         robustness,
+        handwriting,
+        writers,
         atlas,
     )
 }

@@ -198,11 +198,12 @@ def finetune_stream(
     source: Checkpoint,
     drawings: PersonalSet,
     source_name: str,
-    config: FinetuneConfig = FinetuneConfig(),
+    config: FinetuneConfig | None = None,
     device: torch.device | str = "cpu",
 ) -> Iterator[RunUpdate]:
-    """Fine-tune a copy of `source` on the visitor's `drawings` on `device`; the last update brings the new
-    model, on the CPU. Raises ValueError before the first update when there is nothing to fine-tune on.
+    """Fine-tune a copy of `source` on the visitor's `drawings` on `device` (with `config`, by default the
+    settings that suit the model: `finetune.config_for`); the last update brings the new model, on the CPU.
+    Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
         raise ValueError("add some drawings of your own first (Draw tab: choose the digit, then Add)")

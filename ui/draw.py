@@ -15,6 +15,7 @@ import gradio as gr
 
 from mnist_demo.data import NUM_CLASSES
 from mnist_demo.inference import Reading, read_drawing, saliency
+from mnist_demo.reject import decline_threshold
 from mnist_demo.render import enlarge, heatmap, side_by_side
 from mnist_demo.session import Visitor
 from ui.common import DEFAULT_MODEL, DIGITS, DRAW_CONCURRENCY, QUIET, Models, Page
@@ -58,9 +59,9 @@ class DrawHandlers:
 
     def read(self, value, key: str, visitor: Visitor | None) -> tuple[dict | None, Reading | None]:
         """The stroke event: the label, and the reading itself, kept in session state for `show` to reuse."""
-        model = self.models.pick(key, visitor).model
+        checkpoint = self.models.pick(key, visitor)
         try:
-            reading = read_drawing(model, value)
+            reading = read_drawing(checkpoint.model, value, decline_threshold(checkpoint.metadata))
         except ValueError as err:
             raise gr.Error(str(err)) from None
         return (None if reading is None else reading.label()), reading
@@ -76,7 +77,9 @@ class DrawHandlers:
         model = self.models.pick(key, visitor).model
         seen = side_by_side([enlarge(d.sketch.image) for d in reading.digits])
         why = side_by_side([heatmap(d.sketch.image, saliency(model, d.sketch, d.digit)) for d in reading.digits])
-        guess = str(reading.digits[0].digit) if len(reading.digits) == 1 else None
+        # Offered as the truth to correct: the digit read, unless it is no digit at all (then the visitor says).
+        one = reading.digits[0] if len(reading.digits) == 1 else None
+        guess = str(one.digit) if one is not None and not one.declined else None
         return f"### {reading.verdict()}", seen, why, guess
 
     def explain(self, value, key: str, visitor: Visitor | None):
