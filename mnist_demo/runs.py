@@ -5,9 +5,9 @@
 status, and, whenever a newly evaluated model is ready, that model as a frozen CPU `Checkpoint` with a
 sentence saying what made it. A training run also maps its network before the first step and after
 every epoch (`replay.Frame`: the map of digits and the first layer), computed here so that a run in
-another process brings its frames along. They change nothing outside themselves: the caller adopts the models it
-is handed (`session.Visitor.adopt`), so a run can live in another thread or process (ZeroGPU runs it in
-a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
+another process brings its frames along. They change nothing outside themselves: the caller adopts
+the models it is handed (`session.Visitor.adopt`), so a run can live in another thread or process
+(ZeroGPU runs it in a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
 
     python -m pytest tests/test_runs.py
 """

@@ -115,10 +115,10 @@ def build_map_section(page: Page, reading: gr.State, picker: gr.Dropdown, truth:
                 interactive=False,
                 elem_id="map",
                 buttons=[],
-                scale=3,
+                scale=1,
                 min_width=300,
             )
-            with gr.Column(scale=2, min_width=280):
+            with gr.Column(scale=1, min_width=300):  # room for five tiles in a row (Gradio's are 100 px at least)
                 sentence = gr.Markdown(elem_id="map-sentence")
                 neighbours = gr.Gallery(
                     label="Its nearest MNIST digits",
