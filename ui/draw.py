@@ -18,6 +18,7 @@ from mnist_demo.inference import Reading, read_drawing, saliency
 from mnist_demo.reject import decline_threshold
 from mnist_demo.render import enlarge, heatmap, side_by_side
 from mnist_demo.session import Visitor
+from ui.atlas import MapSection, build_map_section
 from ui.common import DEFAULT_MODEL, DIGITS, DRAW_CONCURRENCY, QUIET, Models, Page
 from ui.components import SafeSketchpad
 
@@ -49,6 +50,7 @@ class DrawTab:
     truth: gr.Dropdown
     add: gr.Button
     score: gr.Markdown
+    map: MapSection  # the map of digits under the pad
 
 
 class DrawHandlers:
@@ -137,6 +139,7 @@ def build_draw_tab(page: Page) -> DrawTab:
             truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1, min_width=90)
             add = gr.Button("Add to my drawings", elem_id="add", scale=2)
         score = gr.Markdown(HINT, elem_id="score")
+        atlas = build_map_section(page, reading, picker, truth)
         examples = gr.Examples(
             [[sketch_example(path)] for path in EXAMPLES],
             inputs=[pad],
@@ -162,7 +165,8 @@ def build_draw_tab(page: Page) -> DrawTab:
             concurrency_id="draw",
         )
         read.success(h.show, [reading, picker, visitor], explained, concurrency_id="draw", **QUIET)
+        atlas.follow(read)
         read.failure(h.explain, read_in, explained, concurrency_id="draw", **QUIET)
     pad.clear(None, None, None, js=PICK_BRUSH)
     page.demo.load(None, None, None, js=PICK_BRUSH)
-    return DrawTab(pad=pad, picker=picker, truth=truth, add=add, score=score)
+    return DrawTab(pad=pad, picker=picker, truth=truth, add=add, score=score, map=atlas)
