@@ -29,6 +29,7 @@ from bench import (
     contention,
     load,
     page_model,
+    page_reading,
     pen_latency,
     predict,
     refusals,
@@ -49,6 +50,7 @@ BENCHMARKS = {
     for m in (
         predict,
         page_model,
+        page_reading,
         pen_latency,
         roundtrip,
         contention,
