@@ -88,14 +88,16 @@ REPLAY = """([seconds, perFrame, reading]) => new Promise((done) => {
   requestAnimationFrame(frame);
 })"""
 # Per stroke drawn: pen-down, pen-up, the first page reading, the first after pen-up, the server's answer.
-WATCH = """() => { window.__trial = null;
+WATCH = """() => { window.__trial = null; const answers = document.querySelector('#events');
+  const count = () => (answers.innerText.match(/(\\d+) answers/) || [])[1];  // not the status tracker's text
   document.addEventListener('pointerdown', () => { window.__trial = {down: performance.now(), up: 0, first: 0,
-    last: 0, server: 0}; }, true);
+    last: 0, server: 0, before: count()}; }, true);
   document.addEventListener('pointerup', () => { if (window.__trial) window.__trial.up = performance.now(); }, true);
   window.addEventListener('mnist-demo:reading', () => { const t = window.__trial; if (!t) return;
     const now = performance.now(); if (!t.first) t.first = now; if (t.up && !t.last) t.last = now; });
-  new MutationObserver(() => { const t = window.__trial; if (t && t.up && !t.server) t.server = performance.now(); })
-    .observe(document.querySelector('#events'), {subtree: true, childList: true, characterData: true}); }"""
+  new MutationObserver(() => { const t = window.__trial;
+    if (t && t.up && !t.server && count() !== t.before) t.server = performance.now(); })
+    .observe(answers, {subtree: true, childList: true, characterData: true}); }"""
 SENT_DURING = """() => { const t = window.__trial;
   return performance.getEntriesByType('resource').filter((e) => e.startTime >= t.down && e.startTime <= t.up)
     .length; }"""

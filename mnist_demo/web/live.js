@@ -20,7 +20,7 @@
 // after the frame that announced them is drawn (a timer, never inside the pad's own handlers), at most
 // once per event and, while the pen moves, never more than half the time: after a reading that took t ms
 // the next waits t ms, so a slow model skips frames instead of slowing the pen. After pen-up, Undo or
-// Clear the strokes are read at once. Each reading goes to
+// Clear, and when the model changes, the strokes are read at once. Each reading goes to
 // window.mnistDemo.showReading(reading) when the page has one (the reading panel), and to
 //   window.dispatchEvent(new CustomEvent("mnist-demo:reading", {detail: {features, modelHash, label,
 //   probabilities, input}}))
@@ -110,15 +110,18 @@
       );
     }
 
-    // A reading soon: after the wait while the pen moves, at once when it is up (nothing to keep smooth).
+    // A reading: while the pen moves, after the frame and the wait; at once when it is up (nothing to
+    // keep smooth then, and the page's reading comes before the server's, which then replaces it).
     function schedule(penUp = false) {
       if (strokes === null || usable() === null) return;
-      if (timer && !penUp) {
+      if (penUp) {
+        clearTimeout(timer);
+        show();
+      } else if (timer) {
         live.skipped += 1; // a reading is due already: it will read these newer strokes
-        return;
+      } else {
+        timer = setTimeout(show, Math.max(0, readyAt - performance.now()));
       }
-      clearTimeout(timer);
-      timer = setTimeout(show, penUp ? 0 : Math.max(0, readyAt - performance.now()));
     }
 
     document.addEventListener("strokes", (event) => {

@@ -19,6 +19,8 @@
     return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
   }
 
+  const MARGIN = 1e-6; // px: segments this much beyond their reach are measured too, against rounding
+
   function describe(value) {
     if (Array.isArray(value)) return value.length ? `a list of ${value.length} items` : "an empty list";
     return value === null ? "NoneType" : typeof value;
@@ -67,7 +69,8 @@
     function bounds(lines) {
       let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
       for (const line of lines) {
-        for (const [x, y] of line) {
+        for (let i = 0; i < line.length; i++) {
+          const x = line[i][0], y = line[i][1];
           x0 = Math.min(x0, x); y0 = Math.min(y0, y);
           x1 = Math.max(x1, x); y1 = Math.max(y1, y);
         }
@@ -87,18 +90,28 @@
       return kept;
     }
 
-    // Polylines -> segments {ax, ay, bx, by} as flat arrays; a one-point stroke is a segment of length 0.
-    function segments(lines) {
-      const ax = [], ay = [], bx = [], by = [];
+    // Polylines -> segments {ax, ay, bx, by} as flat arrays, each point p taken as (p - corner) * scale;
+    // a one-point stroke is a segment of length 0 (a dot).
+    function segments(lines, corner = [0, 0], scale = 1) {
+      let n = 0;
+      for (const line of lines) n += Math.max(1, line.length - 1);
+      const ax = new Float64Array(n), ay = new Float64Array(n), bx = new Float64Array(n), by = new Float64Array(n);
+      const cx = corner[0], cy = corner[1];
+      let k = 0;
       for (const line of lines) {
         if (line.length === 1) {
-          ax.push(line[0][0]); ay.push(line[0][1]); bx.push(line[0][0]); by.push(line[0][1]);
+          ax[k] = bx[k] = (line[0][0] - cx) * scale;
+          ay[k] = by[k] = (line[0][1] - cy) * scale;
+          k++;
         }
-        for (let i = 1; i < line.length; i++) {
-          ax.push(line[i - 1][0]); ay.push(line[i - 1][1]); bx.push(line[i][0]); by.push(line[i][1]);
+        for (let i = 1; i < line.length; i++, k++) {
+          ax[k] = (line[i - 1][0] - cx) * scale;
+          ay[k] = (line[i - 1][1] - cy) * scale;
+          bx[k] = (line[i][0] - cx) * scale;
+          by[k] = (line[i][1] - cy) * scale;
         }
       }
-      return { ax, ay, bx, by, n: ax.length };
+      return { ax, ay, bx, by, n };
     }
 
     // Squared distance from (px, py) to segment k of s, computed as strokes.py's `_distances` does.
@@ -113,16 +126,42 @@
     }
 
     // Step 4: 28x28 float ink in [0, 1] of segments in output pixels, a pen `radius` px; only pixels
-    // within the ink's box (x0, y0, x1, y1), grown by a pixel, can hold ink.
+    // within the ink's box (x0, y0, x1, y1), grown by a pixel, can hold ink. A pixel's ink is
+    // clip(reach - d, 0, 1) for reach = radius + 1/2, so only segments within `reach` of it can matter:
+    // each pixel measures those (found by the box of each segment, grown by `reach`), where strokes.py
+    // measures all, and gets the same nearest distance whenever it is under `reach`.
     function draw(s, radius, box) {
       const ink = new Float64Array(N * N);
       const x0 = Math.max(0, Math.floor(box[0] - 1)), y0 = Math.max(0, Math.floor(box[1] - 1));
       const x1 = Math.min(N, Math.ceil(box[2] + 1)), y1 = Math.min(N, Math.ceil(box[3] + 1));
+      if (x0 >= x1 || y0 >= y1) return ink;
+      const reach = radius + 0.5, grow = reach + MARGIN;
+      // Which pixels each segment may ink: a range of columns and rows; then each pixel's segments, in
+      // one flat array (counted first, then filled), so that nothing is allocated per pixel.
+      const ranges = new Int32Array(4 * s.n), count = new Int32Array(N * N + 1);
+      for (let k = 0; k < s.n; k++) {
+        const c0 = Math.max(x0, Math.ceil(Math.min(s.ax[k], s.bx[k]) - grow - 0.5));
+        const c1 = Math.min(x1 - 1, Math.floor(Math.max(s.ax[k], s.bx[k]) + grow - 0.5));
+        const r0 = Math.max(y0, Math.ceil(Math.min(s.ay[k], s.by[k]) - grow - 0.5));
+        const r1 = Math.min(y1 - 1, Math.floor(Math.max(s.ay[k], s.by[k]) + grow - 0.5));
+        ranges[4 * k] = c0;
+        ranges[4 * k + 1] = c1;
+        ranges[4 * k + 2] = r0;
+        ranges[4 * k + 3] = r1;
+        for (let y = r0; y <= r1; y++) for (let x = c0; x <= c1; x++) count[y * N + x + 1] += 1;
+      }
+      for (let i = 0; i < N * N; i++) count[i + 1] += count[i]; // count[i]: where pixel i's list starts
+      const lists = new Int32Array(count[N * N]), filled = count.slice(0, N * N);
+      for (let k = 0; k < s.n; k++) {
+        const c0 = ranges[4 * k], c1 = ranges[4 * k + 1], r0 = ranges[4 * k + 2], r1 = ranges[4 * k + 3];
+        for (let y = r0; y <= r1; y++) for (let x = c0; x <= c1; x++) lists[filled[y * N + x]++] = k;
+      }
       for (let y = y0; y < y1; y++) {
         for (let x = x0; x < x1; x++) {
+          const i = y * N + x;
           let nearest = Infinity;
-          for (let k = 0; k < s.n; k++) nearest = Math.min(nearest, distance2(x + 0.5, y + 0.5, s, k));
-          ink[y * N + x] = Math.min(Math.max(radius + 0.5 - Math.sqrt(nearest), 0), 1);
+          for (let j = count[i]; j < count[i + 1]; j++) nearest = Math.min(nearest, distance2(x + 0.5, y + 0.5, s, lists[j]));
+          ink[i] = Math.min(Math.max(reach - Math.sqrt(nearest), 0), 1);
         }
       }
       return ink;
@@ -159,7 +198,7 @@
       const thinned = lines.map((line) => thin(line, C.step / fit));
 
       const render = (corner) => {
-        const s = segments(thinned.map((line) => line.map(([x, y]) => [(x - corner[0]) * fit, (y - corner[1]) * fit])));
+        const s = segments(thinned, corner, fit);
         const box = [(inkLow[0] - corner[0]) * fit, (inkLow[1] - corner[1]) * fit, (inkHigh[0] - corner[0]) * fit, (inkHigh[1] - corner[1]) * fit];
         return draw(s, radius, box);
       };
