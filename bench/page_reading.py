@@ -40,12 +40,12 @@ from testkit.timing import Stats, one_torch_thread
 NAME = "page_reading"
 MODELS = ("cnn", "mlp", "mlp-guide")  # every shipped model: weights/<name>.safetensors
 RECORDED = ROOT / "tests" / "drawings" / "strokes.ndjson"
-ROUNDS = {True: 3, False: 8}  # turns of page, then server, over all drawings; quick / full
+ROUNDS = {True: 2, False: 8}  # turns of page, then server, over all drawings; quick / full
 CPU_RUN_S = {True: 0.5, False: 2.0}  # CPU time of the CPU-time run (/proc counts in 10 ms ticks)
-DRAW_S = {True: 3.0, False: 8.0}  # seconds of replayed drawing, reading on (and as long off), per turn
+DRAW_S = {True: 2.0, False: 8.0}  # seconds of replayed drawing, reading on (and as long off), per turn
 DRAW_TURNS = {True: 1, False: 2}
 POINTS_PER_FRAME = 2  # a 120 Hz pointer's samples per 60 Hz frame
-STROKES = {True: 6, False: 20}  # strokes drawn with the mouse for the pen-down timings
+STROKES = {True: 4, False: 20}  # strokes drawn with the mouse for the pen-down timings
 DIGITS = "1702396"  # testkit digits whose first stroke is most of the digit
 TARGET_UPDATE_MS = 10.0  # the target for the CNN, per update
 TARGET_RATE = 20.0  # updates per second while drawing
