@@ -30,6 +30,7 @@ from bench import (
     handwriting,
     load,
     page_model,
+    page_reading,
     pen_latency,
     predict,
     refusals,
@@ -51,6 +52,7 @@ BENCHMARKS = {
     for m in (
         predict,
         page_model,
+        page_reading,
         pen_latency,
         roundtrip,
         contention,
