@@ -3,12 +3,15 @@
 `train_stream` and `finetune_stream` wrap the loop (`train.train`) and `finetune.finetune`, and yield
 `RunUpdate`s at most every `UPDATE_EVERY_S`: the loss (and accuracy) frames for the plots, one line of
 status, and, whenever a newly evaluated model is ready, that model as a frozen CPU `Checkpoint` with a
-sentence saying what made it. They change nothing outside themselves: the caller adopts the models it
-is handed (`session.Visitor.adopt`), so a run can live in another thread or process (ZeroGPU runs it in
-a fork) and a stopped run leaves the last epoch's model. Stopping a run is closing its stream: it yields
-often enough (every step and every evaluation chunk may end in a yield, and the app bounds their cost,
-`mnist_demo.cost`) that a close takes effect within a second, with no flag shared with the caller.
-A model whose outputs are not finite is never handed over (`RunError` says why). Nothing here imports Gradio.
+sentence saying what made it. A training run also maps its network before the first step and after
+every epoch (`replay.Frame`: the map of digits and the first layer), computed here so that a run in
+another process brings its frames along. They change nothing outside themselves: the caller adopts
+the models it is handed (`session.Visitor.adopt`), so a run can live in another thread or process
+(ZeroGPU runs it in a fork) and a stopped run leaves the last epoch's model. Stopping a run is closing
+its stream: a training stream yields often enough (every step and every evaluation chunk may end in a
+yield, and the app bounds their cost, `mnist_demo.cost`) that a close takes effect within a second, with
+no flag shared with the caller. A model whose outputs are not finite is never handed over (`RunError`
+says why). Nothing here imports Gradio.
 
     python -m pytest tests/test_runs.py
 """
@@ -30,13 +33,16 @@ import torch
 from torch import nn
 
 from mnist_demo import cost
+from mnist_demo.atlas import map_digits, unmapped_test_digits
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, check_outputs, checkpoint_metadata
 from mnist_demo.data import Split, load_mnist, normalize
+from mnist_demo.features import features_and_predictions
 from mnist_demo.finetune import FinetuneConfig, FinetuneResult, finetune
 from mnist_demo.inference import prepare
 from mnist_demo.metrics import confusion_matrix, predict_split
 from mnist_demo.models import CNN_WIDTH, GUIDE_HIDDEN
 from mnist_demo.personal import PersonalSet
+from mnist_demo.replay import Frame, Replay
 from mnist_demo.train import Progress, TrainConfig, new_model, train
 
 UPDATE_EVERY_S = 0.3  # at most this often a new loss point reaches the browser, however fast the steps
@@ -78,6 +84,7 @@ class Results:
 
     confusion: np.ndarray  # (10, 10) counts, rows are the true digit
     mistakes: list[tuple[np.ndarray, str]]  # (28x28 uint8 image, "4 → 9": true digit, prediction) for a gallery
+    predictions: np.ndarray | None = None  # (10000,) uint8: the digit read for each test digit, in test order
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class RunUpdate:
     results: Results | None = None  # set once, when a training run ends
     probe: dict[str, float] | None = None  # what the model in training reads the watched drawing as
     finetuned: FinetuneResult | None = None  # set once, when a fine-tuning run ends
+    frame: Frame | None = None  # the map and the first layer: before training, then with each epoch's model
 
 
 def loss_table(rows: list[tuple[int, float]]) -> pd.DataFrame:
@@ -156,13 +164,22 @@ def results_of(predictions: torch.Tensor, test: Split, limit: int = GALLERY_SIZE
     """Confusion matrix and the first `limit` misclassified digits, from predictions (N,) on the test split."""
     wrong = torch.nonzero(predictions != test.labels).flatten()[:limit].tolist()
     gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(predictions[i])}") for i in wrong]
-    return Results(confusion_matrix(test.labels, predictions).numpy(), gallery)
+    return Results(confusion_matrix(test.labels, predictions).numpy(), gallery, predictions.numpy().astype(np.uint8))
 
 
 def mistakes(model: nn.Module, device: torch.device | str = "cpu", limit: int = GALLERY_SIZE) -> Results:
     """Confusion matrix on the MNIST test set and the first `limit` misclassified digits."""
     test = load_mnist(train=False)
     return results_of(predict_split(model, test, device), test, limit)
+
+
+def checked(checkpoint: Checkpoint, what: str) -> Checkpoint:
+    """`checkpoint`, unless its outputs are NaN or infinite: then RunError saying that `what` made it so."""
+    try:
+        check_outputs(checkpoint.model)
+    except CheckpointError:
+        raise RunError(f"{what} gives NaN or infinite outputs, so it is not kept: try a lower learning rate") from None
+    return checkpoint
 
 
 @torch.no_grad()
@@ -176,30 +193,27 @@ def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
     return {str(d): float(p) for d, p in enumerate(probabilities)}
 
 
-def checked(checkpoint: Checkpoint, what: str) -> Checkpoint:
-    """`checkpoint`, unless its outputs are NaN or infinite: then RunError saying that `what` made it so."""
-    try:
-        check_outputs(checkpoint.model)
-    except CheckpointError:
-        raise RunError(f"{what} gives NaN or infinite outputs, so it is not kept: try a lower learning rate") from None
-    return checkpoint
-
-
 def train_stream(
-    config: TrainConfig, probe: np.ndarray | None = None, device: torch.device | str = "cpu"
+    config: TrainConfig,
+    probe: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+    mine: tuple[np.ndarray, np.ndarray] | None = None,
+    watch: bool = True,
 ) -> Iterator[RunUpdate]:
     """Train a new model with `config` on `device`, yielding updates; each epoch's end brings the evaluated
     model, on the CPU. `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
 
-    An update comes
-    at most every `UPDATE_EVERY_S`, and at least that often plus one step or one evaluation chunk (each
-    at most `cost.MAX_STEP_S` for what the app accepts): closing the generator then stops the run within
-    that time, here or in another process that only hands the updates back. Raises RunError when the
-    loss or the model's outputs stop being finite.
+    `watch`: map the network before the first step and after each epoch (`RunUpdate.frame`), with the
+    visitor's labelled drawings, `mine` = (images (M, 28, 28) uint8, labels (M,)), placed on each map.
+
+    An update comes at most every `UPDATE_EVERY_S`, and at least that often plus one step or one evaluation
+    chunk (each at most `cost.MAX_STEP_S` for what the app accepts): closing the generator then stops the
+    run within that time, here or in another process that only hands the updates back. Raises RunError
+    when the loss or the model's outputs stop being finite.
     """
     device = torch.device(device)
     model, origin = new_model(config), f"trained: {describe(config)}"
-    train_data, test = load_mnist(train=True), load_mnist(train=False)
+    train_data, whole_test = load_mnist(train=True), load_mnist(train=False)
     per_epoch = config.steps_per_epoch(len(train_data))
     chunk = cost.eval_chunk(config.model, config.size, config.crop)
     losses: list[tuple[int, float]] = []
@@ -216,50 +230,76 @@ def train_stream(
         read = None if probe is None else read_probe(model, probe)
         return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
 
-    # Every step comes back here (log_every=1), so that the run can be stopped between any two; the
-    # plot still gets a point every `config.log_every` steps. The loop tests nothing: the test set is
-    # read below in chunks, for the same reason.
-    steps = train(dataclasses.replace(config, log_every=1), model, train_data, test.subset(0), device)
-    for event in steps:
+    def predicted(split: Split, doing: str) -> Iterator[RunUpdate]:
+        """Predictions on `split`, chunk by chunk, with an update between chunks when one is due; the
+        generator's return value is the (N,) predictions."""
+        parts = []
+        for start in range(0, len(split), chunk):
+            if due():
+                yield update(f"{doing}: {start:,} of {len(split):,}")
+            part = Split(split.images[start : start + chunk], split.labels[start : start + chunk])
+            parts.append(predict_split(model, part, device))
+        return torch.cat(parts)
+
+    replay, test = None, whole_test
+    if watch:
+        replay = Replay(*mine) if mine is not None and len(mine[0]) else Replay()
+        test = unmapped_test_digits()  # measured here; the map digits are measured while mapped
+        yield update("mapping the untrained network...", frame=replay.record(model, 0))
+    # Every step comes back here (log_every=1), so that the run can be stopped between any two; the plot
+    # still gets a point every `config.log_every` steps. The loop tests nothing: the test digits are read
+    # below in chunks, for the same reason.
+    for event in train(dataclasses.replace(config, log_every=1), model, train_data, test.subset(0), device):
         if not math.isfinite(event.loss):
             raise RunError(
                 f"training diverged at step {event.step}: the loss became {event.loss}; try a lower learning rate"
             )
         pending.append(event.loss)
         epoch_end = event.step % per_epoch == 0 or event.step == event.total_steps
-        if len(pending) == config.log_every or epoch_end:
+        # A point every log_every steps and at each epoch's end; the first as soon as an update goes out,
+        # so that no update shows an empty plot.
+        if len(pending) == config.log_every or epoch_end or (not losses and due()):
             losses.append((event.step, sum(pending) / len(pending)))
             pending.clear()
         if not epoch_end:
             if due():
                 yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
             continue
-        parts = []
-        for start in range(0, len(test), chunk):
-            if due():
-                done = f"{start:,} of {len(test):,}"
-                yield update(f"epoch {event.epoch}/{config.epochs} · testing on the test digits: {done}")
-            part = Split(test.images[start : start + chunk], test.labels[start : start + chunk])
-            parts.append(predict_split(model, part, device))
-        predictions = torch.cat(parts)
+        predictions = yield from predicted(test, f"epoch {event.epoch}/{config.epochs} · testing")
         event = dataclasses.replace(event, test_accuracy=(predictions == test.labels).float().mean().item())
+        frame = None
+        if replay is not None:
+            event, frame = map_epoch(replay, model, event, test)
         accuracies.append((event.epoch, 100 * event.test_accuracy))
         latest = checked(snapshot(model, config, event), f"the model after epoch {event.epoch}")
-        yield update(status_line(event, config, event.test_accuracy), checkpoint=latest, origin=origin)
+        yield update(status_line(event, config, event.test_accuracy), checkpoint=latest, origin=origin, frame=frame)
 
+    if test is not whole_test:  # the last epoch measured the digits off the map only: the gallery needs all
+        predictions = yield from predicted(whole_test, "the confusion matrix and the mistakes")
     done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-    yield update(done, results=results_of(predictions, test))
+    yield update(done, results=results_of(predictions, whole_test))
+
+
+def map_epoch(replay: Replay, model: nn.Module, event: Progress, measured: Split) -> tuple[Progress, Frame]:
+    """The frame after an epoch, and the event with its accuracy on all 10,000 test digits: the loop
+    measured `measured`, and the map digits are measured by the same forward pass that maps them."""
+    digits = map_digits()
+    feats, preds = features_and_predictions(model, digits.images)
+    right = round(event.test_accuracy * len(measured)) + int((preds == digits.labels).sum())
+    event = dataclasses.replace(event, test_accuracy=right / (len(measured) + len(digits.labels)))
+    return event, replay.record(model, event.epoch, event.test_accuracy, feats=feats)
 
 
 def finetune_stream(
     source: Checkpoint,
     drawings: PersonalSet,
     source_name: str,
-    config: FinetuneConfig = FinetuneConfig(),
+    config: FinetuneConfig | None = None,
     device: torch.device | str = "cpu",
 ) -> Iterator[RunUpdate]:
-    """Fine-tune a copy of `source` on the visitor's `drawings` on `device`; the last update brings the new
-    model, on the CPU. Raises ValueError before the first update when there is nothing to fine-tune on.
+    """Fine-tune a copy of `source` on the visitor's `drawings` on `device` (with `config`, by default the
+    settings that suit the model: `finetune.config_for`); the last update brings the new model, on the CPU.
+    Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
         raise ValueError(NO_DRAWINGS)
@@ -274,10 +314,6 @@ def finetune_stream(
             status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
             yield RunUpdate(loss_table(losses), status)
         else:
-            yield RunUpdate(
-                loss_table(losses),
-                f"done: {event.summary()}",
-                checkpoint=checked(event.checkpoint, "the fine-tuned model"),
-                origin=origin,
-                finetuned=event,
-            )
+            model = checked(event.checkpoint, "the fine-tuned model")
+            done = f"done: {event.summary()}"
+            yield RunUpdate(loss_table(losses), done, checkpoint=model, origin=origin, finetuned=event)

@@ -15,6 +15,7 @@ import torch
 from mnist_demo import cost, limits, runs
 from mnist_demo.checkpoint import Checkpoint
 from mnist_demo.finetune import FinetuneConfig, FinetuneResult
+from mnist_demo.metrics import accuracy
 from mnist_demo.models import build_model
 from mnist_demo.personal import PersonalSet
 from mnist_demo.train import Progress, TrainConfig
@@ -38,7 +39,7 @@ def every_chance(monkeypatch, mnist_test):
 
 
 def test_the_stream_yields_after_every_step_and_every_evaluation_chunk(every_chance, one_thread):
-    updates = list(runs.train_stream(SMALL))
+    updates = list(runs.train_stream(SMALL, watch=False))
     steps = SMALL.epochs * SMALL.steps_per_epoch()
     chunk = cost.eval_chunk(SMALL.model, SMALL.size)
     chunks = SMALL.epochs * -(-10_000 // chunk)
@@ -46,18 +47,15 @@ def test_the_stream_yields_after_every_step_and_every_evaluation_chunk(every_cha
     # A step's update each (the epoch's last step brings the model instead), a chunk's each, and the end.
     assert len(updates) == steps + chunks + 1
     assert [u.checkpoint is not None for u in updates].count(True) == SMALL.epochs
-    # The plot still gets a point every log_every steps and at each epoch's end, as the loop gave it.
-    per_epoch = SMALL.steps_per_epoch()
-    expected = sorted(
-        {e * per_epoch + s for e in range(SMALL.epochs) for s in range(SMALL.log_every, per_epoch, SMALL.log_every)}
-        | {(e + 1) * per_epoch for e in range(SMALL.epochs)}
-    )
-    assert updates[-1].losses["step"].tolist() == expected
+    # The plot gets a point at the first update (here the first step), then every log_every steps and at
+    # each epoch's end, as the loop gave them.
+    assert SMALL.steps_per_epoch() == 10 and SMALL.log_every == 5
+    assert updates[-1].losses["step"].tolist() == [1, 6, 10, 15, 20]
     assert updates[-1].results.confusion.sum() == 10_000
 
 
 def test_closing_the_stream_during_an_evaluation_stops_it_there(every_chance, one_thread):
-    stream = runs.train_stream(SMALL)
+    stream = runs.train_stream(SMALL, watch=False)
     testing = 0
     for update in stream:
         testing += "testing" in update.status
@@ -79,7 +77,7 @@ def test_a_model_whose_outputs_are_not_finite_is_not_handed_over(monkeypatch, on
 
     monkeypatch.setattr(runs, "train", spoiled)
     with pytest.raises(runs.RunError, match="after epoch 1 gives NaN or infinite outputs"):
-        list(runs.train_stream(dataclasses.replace(SMALL, epochs=1)))
+        list(runs.train_stream(dataclasses.replace(SMALL, epochs=1), watch=False))
 
 
 @pytest.mark.mnist
@@ -90,7 +88,7 @@ def test_a_diverged_loss_stops_the_run_with_a_clear_message(monkeypatch):
 
     monkeypatch.setattr(runs, "train", diverging)
     with pytest.raises(runs.RunError, match="diverged at step 2: the loss became nan; try a lower learning rate"):
-        list(runs.train_stream(SMALL))
+        list(runs.train_stream(SMALL, watch=False))
 
 
 @pytest.fixture
@@ -172,6 +170,23 @@ def test_train_stream_hands_each_epochs_model_back_and_ends_with_results(mnist_t
     assert all(u.probe is not None and abs(sum(u.probe.values()) - 1) < 1e-5 for u in updates)
     assert list(updates[-1].accuracies["epoch"]) == ["1", "2"]
     assert updates[-1].losses["step"].is_monotonic_increasing
+    # The map before the first step, then with each epoch's model; accuracy still over all 10,000 digits.
+    frames = [u.frame for u in updates if u.frame is not None]
+    assert [f.epoch for f in frames] == [0, 1, 2] and updates[0].frame is frames[0] and updates[0].checkpoint is None
+    assert [u.frame for u in updates if u.checkpoint is not None] == frames[1:]
+    assert all(abs(accuracy(m.model, mnist_test) - m.test_accuracy) < 1e-6 for m in models)
+    assert [f.test_accuracy for f in frames[1:]] == [m.test_accuracy for m in models]
+    assert np.array_equal(
+        np.bincount(updates[-1].results.predictions, minlength=10), updates[-1].results.confusion.sum(0)
+    )
+
+
+@pytest.mark.mnist
+def test_train_stream_without_the_map_has_no_frames(mnist_train, mnist_test):
+    config = TrainConfig(model="mlp", size=8, epochs=1, batch_size=64, train_size=320, log_every=2)
+    updates = list(runs.train_stream(config, watch=False))
+    assert all(u.frame is None for u in updates) and updates[0].losses.shape[0] >= 1
+    assert updates[-1].status.startswith("done")
 
 
 def test_finetune_stream_refuses_an_empty_set_before_its_first_update(models):

@@ -15,8 +15,10 @@ import gradio as gr
 
 from mnist_demo.data import NUM_CLASSES
 from mnist_demo.inference import Reading, read_drawing, saliency
+from mnist_demo.reject import decline_threshold
 from mnist_demo.render import enlarge, heatmap, side_by_side
 from mnist_demo.session import Visitor
+from ui.atlas import MapSection, build_map_section
 from ui.common import DEFAULT_MODEL, DIGITS, DRAW_CONCURRENCY, QUIET, Models, Page
 from ui.components import SafeSketchpad
 
@@ -48,6 +50,7 @@ class DrawTab:
     truth: gr.Dropdown
     add: gr.Button
     score: gr.Markdown
+    map: MapSection  # the map of digits under the pad
 
 
 class DrawHandlers:
@@ -58,9 +61,9 @@ class DrawHandlers:
 
     def read(self, value, key: str, visitor: Visitor | None) -> tuple[dict | None, Reading | None]:
         """The stroke event: the label, and the reading itself, kept in session state for `show` to reuse."""
-        model = self.models.pick(key, visitor).model
+        checkpoint = self.models.pick(key, visitor)
         try:
-            reading = read_drawing(model, value)
+            reading = read_drawing(checkpoint.model, value, decline_threshold(checkpoint.metadata))
         except ValueError as err:
             raise gr.Error(str(err)) from None
         return (None if reading is None else reading.label()), reading
@@ -76,7 +79,9 @@ class DrawHandlers:
         model = self.models.pick(key, visitor).model
         seen = side_by_side([enlarge(d.sketch.image) for d in reading.digits])
         why = side_by_side([heatmap(d.sketch.image, saliency(model, d.sketch, d.digit)) for d in reading.digits])
-        guess = str(reading.digits[0].digit) if len(reading.digits) == 1 else None
+        # Offered as the truth to correct: the digit read, unless it is no digit at all (then the visitor says).
+        one = reading.digits[0] if len(reading.digits) == 1 else None
+        guess = str(one.digit) if one is not None and not one.declined else None
         return f"### {reading.verdict()}", seen, why, guess
 
     def explain(self, value, key: str, visitor: Visitor | None):
@@ -134,6 +139,7 @@ def build_draw_tab(page: Page) -> DrawTab:
             truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1, min_width=90)
             add = gr.Button("Add to my drawings", elem_id="add", scale=2)
         score = gr.Markdown(HINT, elem_id="score")
+        atlas = build_map_section(page, reading, picker, truth)
         examples = gr.Examples(
             [[sketch_example(path)] for path in EXAMPLES],
             inputs=[pad],
@@ -159,7 +165,8 @@ def build_draw_tab(page: Page) -> DrawTab:
             concurrency_id="draw",
         )
         read.success(h.show, [reading, picker, visitor], explained, concurrency_id="draw", **QUIET)
+        atlas.follow(read)
         read.failure(h.explain, read_in, explained, concurrency_id="draw", **QUIET)
     pad.clear(None, None, None, js=PICK_BRUSH)
     page.demo.load(None, None, None, js=PICK_BRUSH)
-    return DrawTab(pad=pad, picker=picker, truth=truth, add=add, score=score)
+    return DrawTab(pad=pad, picker=picker, truth=truth, add=add, score=score, map=atlas)

@@ -1,7 +1,8 @@
 """The Train tab: train the guide's MLP or the CNN with your settings, watch it learn, stop, download, load.
 
 The run streams from `mnist_demo.runs.train_stream`; each epoch's model joins the visitor's models (one
-entry per run, replaced epoch by epoch) and becomes the picked one in the Draw tab.
+entry per run, replaced epoch by epoch) and becomes the picked one in the Draw tab. Its maps, first
+layers and confusion heatmap show in the "watch it learn" section (ui/learning.py).
 
     python -m pytest tests/test_app.py -k train
 """
@@ -13,47 +14,40 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 
 from mnist_demo import limits, zerogpu
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mnist_demo.data import MNISTNotFoundError, mnist_available
 from mnist_demo.inference import prepare, with_article
+from mnist_demo.learning import Watch
 from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import gallery_tile
 from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunError, RunUpdate, accuracy_range, train_stream
 from mnist_demo.session import Run, Visitor
 from mnist_demo.train import TrainConfig, pick_device
 from ui.admission import TrainingAdmission
-from ui.common import (
-    DIGITS,
-    MNIST_MISSING,
-    QUIET,
-    TRAIN_CONCURRENCY,
-    Models,
-    Page,
-    mnist_accuracy,
-    tracked,
-    weights_file,
-)
+from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked, weights_file
 from ui.draw import DrawTab
 from ui.drawings import DrawingsTab
+from ui.learning import MISTAKES_LABEL, LearningHandlers, build_learning_section
 from ui.runner import in_background, streamed
 from ui.tempfiles import TempFiles, session_of
 
-CONFUSION_CORNER = "true \\ said"
 SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
 DEFAULT_SIZE = {"cnn": limits.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
 NO_PROBE = ("none", -1)  # the probe picker's value when no drawing is watched
 
 
-@zerogpu.gpu(lambda config, probe: zerogpu.train_seconds(config))
-def train_where_the_gpu_is(config: TrainConfig, probe: np.ndarray | None) -> Iterator[RunUpdate]:
+@zerogpu.gpu(lambda config, probe, mine=None: zerogpu.train_seconds(config))
+def train_where_the_gpu_is(
+    config: TrainConfig, probe: np.ndarray | None, mine: tuple[np.ndarray, np.ndarray] | None = None
+) -> Iterator[RunUpdate]:
     """A training run on the best device here. On a ZeroGPU Space this runs in a forked worker with a GPU
     attached, so it changes nothing it is given: it yields updates whose models are on the CPU, for the
     handler to adopt, and raises only gr.Error (anything else reaches the visitor as a bare worker error)."""
     try:
-        yield from zerogpu.within_request(zerogpu.train_seconds(config), train_stream(config, probe, pick_device()))
+        stream = train_stream(config, probe, pick_device(), mine)
+        yield from zerogpu.within_request(zerogpu.train_seconds(config), stream)
     except MNISTNotFoundError:  # its text names the server's folders
         raise gr.Error(MNIST_MISSING) from None
     except RunError as err:  # a diverged loss, or a model whose outputs are not finite: not kept
@@ -81,9 +75,11 @@ class TrainHandlers:
         seed,
         probe,
         visitor,
+        watch=None,
         request: gr.Request | None = None,
     ):
-        """Train a model with these settings, streaming the loss curve and status; it becomes the picked model."""
+        """Train a model with these settings, streaming the loss curve and status; it becomes the picked model.
+        `watch` (a `learning.Watch`) turns the run's maps into pictures."""
         try:
             config = limits.app_config(
                 model=model_name,
@@ -100,11 +96,15 @@ class TrainHandlers:
             raise gr.Error(f"Cannot train with these settings: {err}") from None
         entries = visitor.drawings.entries
         watched = entries[int(probe)].image if probe is not None and 0 <= int(probe) < len(entries) else None
+        mine = visitor.drawings.as_split() if len(visitor.drawings) else None
+        mine = (mine.images.numpy(), mine.labels.numpy()) if mine else None
+        watch = watch if watch is not None else Watch()
+        watch.start(config.epochs, watched, config.crop, mine[1] if mine else None)
         visitor.run = run = Run()
         session = session_of(request)
         try:
             # In a thread of its own: this handler returns at least every tick, so a Stop ends it at once.
-            stream = tracked(train_where_the_gpu_is(config, watched))
+            stream = tracked(train_where_the_gpu_is(config, watched, mine))
             with self.admission.run(), in_background(stream) as updates:
                 for update in updates:
                     if visitor.run is not run:  # stopped: this run adopts nothing more
@@ -120,11 +120,12 @@ class TrainHandlers:
                     results = (
                         [gr.skip()] * 3
                         if update.results is None
-                        else self.finished(update.results, visitor, run, session)
+                        else self.finished(update.results, visitor, run, watch, session)
                     )
                     probed = gr.skip() if update.probe is None else update.probe
                     accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
-                    yield update.losses, accuracy, update.status, picker, probed, *results
+                    frames = LearningHandlers.frame_outputs(watch, update)
+                    yield update.losses, accuracy, update.status, picker, probed, *results, *frames
         except Exception:  # not GeneratorExit: a stopped run stays for Stop to report
             if visitor.run is run:
                 visitor.run = None
@@ -132,14 +133,13 @@ class TrainHandlers:
         if visitor.run is run:
             visitor.run = None  # finished
 
-    def finished(self, results: Results, visitor: Visitor, run: Run, session: str) -> list:
-        """The confusion matrix, the gallery of mistakes and the weights file of a finished run."""
-        confusion = pd.DataFrame(results.confusion, columns=DIGITS)
-        confusion.insert(0, CONFUSION_CORNER, DIGITS)
-        gallery = [(gallery_tile(image), caption) for image, caption in results.mistakes]
+    def finished(self, results: Results, visitor: Visitor, run: Run, watch: Watch, session: str) -> list:
+        """The confusion heatmap, the gallery of mistakes and the weights file of a finished run."""
+        tiles = [(gallery_tile(image), caption) for image, caption in results.mistakes]
+        gallery = gr.update(value=tiles, label=MISTAKES_LABEL)  # a clicked heatmap cell had renamed it
         own = visitor.model(run.model_key)
         weights = weights_file(own.checkpoint, own.key, self.files, session)
-        return [confusion, gallery, gr.update(value=weights, visible=True)]
+        return [watch.finish(results), gallery, gr.update(value=weights, visible=True)]
 
     def stopped(self, visitor: Visitor, request: gr.Request | None = None):
         """After Stop: say what was kept, and offer the kept model for download."""
@@ -232,13 +232,9 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
                         probed = gr.Label(num_top_classes=3, label="What the model in training reads", elem_id="probe")
                 download = gr.File(label="Your model: safetensors, metadata inside", visible=False, elem_id="download")
                 upload = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"], size="sm")
-        confusion = gr.Dataframe(
-            pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
-            label="Confusion matrix on the 10,000 test digits (row: true digit, column: what the model said)",
-            elem_id="confusion",
-        )
+        learning = build_learning_section(page)
         mistakes = gr.Gallery(
-            label="Test digits it got wrong (true → said)",
+            label=MISTAKES_LABEL,
             columns=8,
             height="auto",
             object_fit="contain",
@@ -248,8 +244,8 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     settings = [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor]
     run = train.click(
         streamed(h.train),  # Stop answered at once, the run ended within a step (ui/runner.py)
-        settings,
-        [losses, accuracies, status, draw.picker, probed, confusion, mistakes, download],
+        [*settings, learning.watch],
+        [losses, accuracies, status, draw.picker, probed, learning.heatmap, mistakes, download, *learning.outputs],
         api_name="train",
         show_progress="hidden",
         concurrency_limit=TRAIN_CONCURRENCY,
@@ -257,6 +253,7 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     )
     # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
     stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)
+    learning.connect(mistakes)
     upload.upload(h.upload, [upload, visitor], [status, draw.picker], **QUIET)
     drawings.gallery.change(h.probes, visitor, probe, **QUIET)
     model_name.change(h.size_slider, model_name, size, **QUIET)
