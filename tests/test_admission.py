@@ -91,16 +91,18 @@ def test_training_beyond_the_line_is_refused_at_once_and_drawing_goes_on(app):
     assert [job.result(timeout=30) for job in jobs] == [1] * (MAX_WAITING + 1)
 
 
-TINY_RUN = ["cnn", 1, 1, 16, 0.01, "adam", 100, False, 0, -1, None]  # the Train tab's inputs, the state last
+TINY_RUN = ["cnn", 1, 1, 16, 0.01, "adam", 100, False, 0, -1]  # the Train tab's settings; its states follow
 
 
 def test_sixty_four_training_requests_from_fresh_sessions_leave_drawing_alone(app_url):
     """The app itself: 64 /train joins filled Gradio's one queue, and every stroke got "Queue is full"."""
     with httpx.Client(base_url=app_url, timeout=60) as http:
-        train = next(d["id"] for d in http.get("config").json()["dependencies"] if d.get("api_name") == "train")
+        train = next(d for d in http.get("config").json()["dependencies"] if d.get("api_name") == "train")
+        data = TINY_RUN + [None] * (len(train["inputs"]) - len(TINY_RUN))  # the states the page sends empty
+        train = train["id"]
         joined = []
         for i in range(64):
-            body = {"data": TINY_RUN, "fn_index": train, "session_hash": f"script{i}", "trigger_id": None}
+            body = {"data": data, "fn_index": train, "session_hash": f"script{i}", "trigger_id": None}
             joined.append((f"script{i}", http.post("gradio_api/queue/join", json=body)))
         accepted = [(s, r.json()["event_id"]) for s, r in joined if r.status_code == 200]
         refused = [r for _, r in joined if r.status_code != 200]

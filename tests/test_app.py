@@ -216,7 +216,7 @@ def test_the_train_tab_names_no_folder_when_mnist_is_missing(models, monkeypatch
 
 
 def test_a_run_whose_model_stops_working_is_refused_with_a_message(trainer, monkeypatch):
-    def failing(config, probe=None, device="cpu"):
+    def failing(config, *args):
         raise runs.RunError("the model after epoch 1 gives NaN or infinite outputs, so it is not kept")
         yield
 

@@ -55,7 +55,7 @@ LIMITS = [
         f"{personal.MAX_DRAWINGS} drawings)",
     ),
     (
-        "All visitors' models and drawings",
+        "All visitors' models, drawings and runs' maps",
         f"{sessions.MAX_HELD_BYTES // 2**20:,} MB; beyond it the least recently used session of the address "
         "holding the most goes first",
     ),

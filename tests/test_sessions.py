@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import types
 
 import gradio as gr
 import httpx
+import numpy as np
 import pytest
 
 from mnist_demo.checkpoint import Checkpoint
@@ -171,3 +173,13 @@ def test_one_of_the_apps_sessions_costs_gradio_at_most_the_stated_bytes():
     finally:
         tracemalloc.stop()
     assert used / 50 <= sessions.SESSION_BYTES, used / 50
+
+
+def test_what_a_session_holds_counts_every_state_value_once():
+    visitor = Visitor()
+    visitor.adopt(MODEL, "test")
+    picture = np.zeros((100, 100, 3), np.uint8)
+    watch = types.SimpleNamespace(frames=[picture, picture], cached={1: (picture, np.zeros(10))})  # shared arrays
+    session = types.SimpleNamespace(state_data={1: visitor, 2: watch, 3: None})
+    assert sessions.session_bytes(session) == held_bytes(visitor) + picture.nbytes + 10 * 8
+    assert sessions.session_bytes(types.SimpleNamespace(state_data={2: watch})) == 0  # no model, no drawing: empty

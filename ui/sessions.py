@@ -1,6 +1,6 @@
 """Visitors' sessions kept fairly, and within a stated total: empty sessions go first, then the greediest address's.
 
-Gradio keeps each session (a copy of every block's config, about 150 KB here, and its `gr.State` values,
+Gradio keeps each session (a copy of every block's config, about 210 KB here, and its `gr.State` values,
 among them the visitor's `session.Visitor`) in its `StateHolder`; beyond `state_session_capacity` it drops
 the least recently used session, whatever it holds. A script opening 2,000 sessions therefore evicted
 every visitor's models and drawings. `SessionKeeper` replaces that choice:
@@ -8,9 +8,10 @@ every visitor's models and drawings. `SessionKeeper` replaces that choice:
 - beyond the capacity, the least recently used session that holds nothing (no model, no drawing) goes
   first, so opening sessions only ever pushes out empty ones; if every session holds something, the
   least recently used session of the address holding the most sessions goes;
-- every `SWEEP_S`, sessions idle for `MAX_IDLE_S` are dropped, and while all visitors' models and drawings
-  together exceed `MAX_HELD_BYTES`, the least recently used session of the address holding the most
-  bytes goes (a script filling sessions with uploaded models evicts its own first);
+- every `SWEEP_S`, sessions idle for `MAX_IDLE_S` are dropped, and while what all visitors hold (models,
+  drawings, the arrays of their runs' maps: `state_bytes`) together exceeds `MAX_HELD_BYTES`, the least
+  recently used session of the address holding the most bytes goes (a script filling sessions with
+  uploaded models evicts its own first);
 - a dropped session's files go too (`on_drop`, e.g. `TempFiles.remove`).
 
 Worst case: `MAX_SESSIONS` sessions of `SESSION_BYTES`, plus `MAX_HELD_BYTES` of what visitors hold
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from starlette.middleware import Middleware
 
 from mnist_demo.data import IMAGE_SIZE
@@ -49,12 +51,13 @@ from ui.asgi import JOIN_PATH, is_post, read_json
 
 MAX_SESSIONS = 2000  # sessions Gradio keeps (its state_session_capacity), held or not
 # Gradio's own cost of one of this app's sessions (a copy of every block's config, the empty gr.State
-# values): 145 KB measured by tests/test_sessions.py, which fails when the app outgrows this bound.
-SESSION_BYTES = 160 * 2**10
-MAX_HELD_BYTES = 1024 * 2**20  # every visitor's models and drawings together
+# values): 210 KB measured by tests/test_sessions.py (with the map of digits), which fails beyond this.
+SESSION_BYTES = 256 * 2**10
+MAX_HELD_BYTES = 1024 * 2**20  # what every visitor holds together: models, drawings, their runs' maps
 MAX_IDLE_S = 3600  # a session unused this long is dropped, with what it holds
 SWEEP_S = 2.0  # how often idle sessions and the byte budget are checked
 FORWARDED = b"x-forwarded-for"
+MAX_DEPTH = 8  # how deep state_bytes looks into a state value's attributes
 
 
 def worst_case_bytes() -> int:
@@ -76,15 +79,45 @@ VISITOR_MAX_BYTES = MAX_OWN_MODELS * max(_model_bytes(n, s) for n, s in LARGEST.
 
 def held_bytes(visitor: Visitor) -> int:
     """Bytes of the models and drawings `visitor` holds (their tensors and arrays)."""
-    models = [own.checkpoint.model for own in visitor.models]
-    tensors = [t for model in models for t in [*model.parameters(), *model.buffers()]]
-    arrays = [v for entry in visitor.drawings.entries for v in vars(entry).values() if isinstance(v, np.ndarray)]
-    return sum(t.nbytes for t in tensors) + sum(a.nbytes for a in arrays)
+    return state_bytes(visitor)
+
+
+def state_bytes(value: Any, seen: set[int] | None = None, depth: int = 0) -> int:
+    """Bytes of the arrays, tensors and models reachable from a session's state value (a `Visitor`, the
+    Train tab's `Watch` with its maps and pictures, ...), each counted once."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > MAX_DEPTH or value is None or isinstance(value, (str, bytes, int, float)):
+        return len(value) if isinstance(value, bytes) else 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, torch.Tensor):
+        return value.nbytes
+    if isinstance(value, torch.nn.Module):
+        return sum(state_bytes(t, seen) for t in [*value.parameters(), *value.buffers()])
+    if isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = value
+    elif hasattr(value, "__dict__"):
+        items = vars(value).values()
+    else:
+        return 0
+    return sum(state_bytes(item, seen, depth + 1) for item in items)
 
 
 def visitors_in(session_state: Any) -> Iterable[Visitor]:
     """The `Visitor`s among a Gradio session's state values."""
     return [v for v in getattr(session_state, "state_data", {}).values() if isinstance(v, Visitor)]
+
+
+def session_bytes(session_state: Any) -> int:
+    """Bytes of what a session holds: every gr.State value's arrays, tensors and models, none of them empty
+    if it holds nothing of a visitor's (no model, no drawing: an empty session, the first to go)."""
+    if not holds_anything(session_state):
+        return 0
+    seen: set[int] = set()
+    return sum(state_bytes(v, seen) for v in getattr(session_state, "state_data", {}).values())
 
 
 def holds_anything(session_state: Any) -> bool:
@@ -239,7 +272,7 @@ class SessionKeeper:
                 key,
                 (used.get(key, now) - now).total_seconds(),
                 addresses.get(key, ""),
-                sum(held_bytes(v) for v in visitors_in(state)),
+                session_bytes(state),
             )
             for key, state in states
         ]
