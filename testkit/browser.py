@@ -435,6 +435,15 @@ _PLOT_DRAWN = """(sel) => { const root = document.querySelector(sel); if (!root)
   return false; }"""
 
 
+# ... and a ScatterPlot as svg symbols: true once it holds one.
+_POINTS_DRAWN = """(sel) => !!document.querySelector(sel + ' svg .mark-symbol path')"""
+
+
 def wait_for_plot(page, selector: str) -> None:
     """Wait until Vega has drawn the LinePlot `selector` with a line in it."""
     wait_until(page, _PLOT_DRAWN, selector, lambda: f"no line drawn in the plot {selector}", polling=200)
+
+
+def wait_for_points(page, selector: str) -> None:
+    """Wait until Vega has drawn the ScatterPlot `selector` with a point in it."""
+    wait_until(page, _POINTS_DRAWN, selector, lambda: f"no point drawn in the plot {selector}", polling=200)
