@@ -4,8 +4,8 @@
 run: app.py's demo, launched as app.py launches it (its Draw tab reads the strokes with the shipped CNN:
 parse, split into digits, draw at 28 x 28, forward, the panel's value; the explanation follows in a
 second event, not timed); a gr.Sketchpad set up as the Draw tab's was, whose handler does no work at all;
-and, to see where the time goes, the stroke pad alone with a handler that does nothing, through Gradio's
-queue and outside it (what Gradio's event path costs without our handler). One chromium page each;
+and in full runs, to see where the time goes, the stroke pad alone with a handler that does nothing,
+through Gradio's queue and outside it (what Gradio's event path costs without our handler). One chromium page each;
 testkit's digits are drawn with the mouse, the pages taking turns digit by digit (Clear in between,
 untimed) so that load from other processes hits them alike; a page waiting for its turn is frozen
 (CDP's Page.setWebLifecycleState), or an idle Sketchpad's animation loop would take ~15% of a core from
@@ -48,6 +48,7 @@ TARGET_MEDIAN_MS = 50.0
 TARGET_SPEEDUP = 10.0
 DIGITS = "1745239068"  # one or two strokes each
 RECORDED = ROOT / "tests" / "drawings" / "strokes.ndjson"
+FLOORS = ("pad, no work, no queue", "pad, no work")  # testkit.pad_apps's, measured in full runs only
 
 # Each page notes when the pointer went up, and [answers so far, ms since then] each time an answer shows:
 # the small apps' answer count (#events) changed, or the app's panel showed a reading from the server.
@@ -61,11 +62,11 @@ _WATCH = """(app) => { window.__lat = {up: 0, shown: []};
 
 
 @contextmanager
-def served_apps():
-    """Both apps in `python -m testkit.pad_apps`, its own process group; yields {"pad": url, "sketchpad": url}."""
+def served_apps(names: list[str]):
+    """The apps `names` in `python -m testkit.pad_apps`, its own process group; yields {name: url}."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "testkit.pad_apps"],
+        [sys.executable, "-m", "testkit.pad_apps", *names],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -170,11 +171,13 @@ class Page:
         return len(strokes)
 
 
-def browser_rows(n: int) -> list[Result]:
-    """Latency and bytes per stroke, the Draw tab against a bare Sketchpad, and the pad's transport alone."""
+def browser_rows(n: int, floors: bool) -> list[Result]:
+    """Latency and bytes per stroke, the Draw tab against a bare Sketchpad; with `floors`, the pad's transport
+    alone (with a handler that does nothing), through the queue and outside it."""
     from playwright.sync_api import sync_playwright
 
-    with served_apps() as urls, sync_playwright() as playwright:
+    names = ["app", "sketchpad", *(FLOORS if floors else [])]
+    with served_apps(names) as urls, sync_playwright() as playwright:
         browser = launch(playwright)
         pages = {
             name: Page(browser, url, stroke_pad=name != "sketchpad", app=name == "app") for name, url in urls.items()
@@ -194,12 +197,10 @@ def browser_rows(n: int) -> list[Result]:
             page.freeze(False)
             page.page.wait_for_timeout(500)  # the last requests finish and are counted
         browser.close()
-    app, sketchpad, queued, unqueued = (
-        Stats.of(pages[k].latencies) for k in ("app", "sketchpad", "pad, no work", "pad, no work, no queue")
-    )
+    app, sketchpad = Stats.of(pages["app"].latencies), Stats.of(pages["sketchpad"].latencies)
     app_bytes, sketchpad_bytes = (Stats.of(pages[k].bytes) for k in ("app", "sketchpad"))
     speedup = sketchpad.median / app.median
-    return [
+    rows = [
         Result.timed(
             NAME,
             "pen-up to verdict shown, the Draw tab",
@@ -216,19 +217,6 @@ def browser_rows(n: int) -> list[Result]:
         Result.timed(NAME, "  bare gr.Sketchpad, handler does nothing", sketchpad),
         Result.timed(
             NAME,
-            "  stroke pad, handler does nothing, outside the queue",
-            unqueued,
-            note="the Draw tab's transport (one POST, queue=False) with a handler that only counts: Gradio's "
-            "event path, the network and the page without our reading",
-        ),
-        Result.timed(
-            NAME,
-            "  stroke pad, handler does nothing, through the queue",
-            queued,
-            note="the same through Gradio's queue (a join request and its event stream), as /predict goes",
-        ),
-        Result.timed(
-            NAME,
             "bytes sent per stroke, the Draw tab",
             app_bytes,
             unit="B",
@@ -240,6 +228,24 @@ def browser_rows(n: int) -> list[Result]:
             "Sketchpad / Draw tab",
         ),
     ]
+    if floors:
+        unqueued, queued = (Stats.of(pages[k].latencies) for k in FLOORS)
+        rows[2:2] = [
+            Result.timed(
+                NAME,
+                "  stroke pad, handler does nothing, outside the queue",
+                unqueued,
+                note="the Draw tab's transport (one POST, queue=False) with a handler that only counts: Gradio's "
+                "event path, the network and the page without our reading",
+            ),
+            Result.timed(
+                NAME,
+                "  stroke pad, handler does nothing, through the queue",
+                queued,
+                note="the same through Gradio's queue (a join request and its event stream), as /predict goes",
+            ),
+        ]
+    return rows
 
 
 def in_process_rows(n: int) -> list[Result]:
@@ -307,4 +313,4 @@ def run(quick: bool) -> list[Result]:
     reason = chromium_missing()
     if reason:
         return rows + [Result(NAME, "pen-up to answer shown", math.nan, "ms", note=f"not measured: {reason}")]
-    return browser_rows(STROKES[quick]) + rows
+    return browser_rows(STROKES[quick], floors=not quick) + rows

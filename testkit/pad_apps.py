@@ -7,7 +7,7 @@ process; `python -m testkit.pad_apps` serves the benchmark's set from a process 
 app among them, launched as app.py launches it) and prints their URLs.
 
     python -m pytest tests/test_pad_browser.py
-    python -m testkit.pad_apps
+    python -m testkit.pad_apps ["app" "sketchpad" ...]
 """
 
 from __future__ import annotations
@@ -106,18 +106,21 @@ APPS = {  # what `python -m testkit.pad_apps` serves, by name: built and launche
 }
 
 
-def main() -> None:
-    """Serve APPS until killed, one torch thread as in the app; prints {name: url} as one JSON line."""
+def main(names: list[str]) -> None:
+    """Serve APPS (those `names`, else all) until killed, one torch thread as in the app; prints {name: url}
+    as one JSON line."""
     import json
     import threading
 
     import torch
 
     torch.set_num_threads(1)
-    urls = {name: serve() for name, serve in APPS.items()}
+    urls = {name: serve() for name, serve in APPS.items() if not names or name in names}
     print(json.dumps(urls), flush=True)
     threading.Event().wait()  # the servers run in their own threads; the caller ends this process
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

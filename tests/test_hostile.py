@@ -154,9 +154,12 @@ def predict_index(config) -> int:
 
 
 @pytest.mark.parametrize("url", URLS)
-@pytest.mark.parametrize("part", ["composite", "background", "layers"])
+@pytest.mark.parametrize("part", ["composite", "background", "layers", "image"])
 def test_a_drawing_named_by_url_is_refused_without_fetching(http, config, url, part):
-    value = sketch(**{part: [file_data(url)] if part == "layers" else file_data(url)})
+    if part == "image":  # /predict takes an image file alone too
+        value = file_data(url)
+    else:
+        value = sketch(**{part: [file_data(url)] if part == "layers" else file_data(url)})
     assert REFUSED in error_of(join(http, predict_index(config), [value, "cnn", None]))
 
 
@@ -199,6 +202,8 @@ def test_file_and_proxy_urls_are_refused_without_fetching(http, path, method):
 def test_local_paths_are_refused_without_naming_the_servers_folders(http, config):
     for path in ["digit.png", "/etc/passwd", "../app.py", "file:///etc/passwd"]:
         error_of(join(http, predict_index(config), [sketch(file_data(path)), "cnn", None]))
+        error_of(join(http, predict_index(config), [file_data(path), "cnn", None]))  # an image file alone
+        error_of(join(http, predict_index(config), [{"path": path}, "cnn", None]))  # without Gradio's mark
 
 
 def test_the_rest_routes_do_not_skip_the_queue(http):
