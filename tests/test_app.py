@@ -388,3 +388,18 @@ assert isinstance(app.demo, app.gr.Blocks)
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_CACHE_FREQUENCY"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_pads_events_skip_the_queue_collapse_bursts_and_stay_private():
+    """Pen-up answers sooner outside the queue (ui/gate.py bounds them instead); /predict is the one API."""
+    import app
+
+    config = app.demo.get_config_file()
+    names = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
+    events = [(tuple((names.get(t), kind) for t, kind in d["targets"]), d) for d in config["dependencies"]]
+    for trigger in ((("pad", "change"),), (("picker", "change"),)):
+        read = next(d for targets, d in events if targets == trigger and d["api_name"].startswith("read"))
+        assert read["queue"] is False and read["trigger_mode"] == "always_last", trigger
+        assert read["api_visibility"] == "private", trigger
+    predict = next(d for targets, d in events if targets == (("api-drawing", "change"),))
+    assert predict["queue"] is True and predict["api_name"] == "predict" and predict["api_visibility"] == "public"

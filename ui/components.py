@@ -1,7 +1,7 @@
 """Components of our own: Gradio's, with the checks a public Space needs before any pixel is decoded.
 
-`SafeSketchpad` is the drawing pad: each image's size is read from its header, the layers are counted
-and only the parts that will be read are decoded; its stroke uploads (`accept_blobs`) are bounded.
+`SafeSketchpad` is a Sketchpad: each image's size is read from its header, the layers are counted and
+only the parts that will be read are decoded; its stroke uploads (`accept_blobs`) are bounded.
 `SketchpadValues` takes the same values from scripts calling the API and has no upload endpoint at all,
 for when the page draws with a pad of its own; `DrawingValues` (the /predict endpoint's input) takes an
 image file or strokes, `{"strokes": [[[x, y], ...], ...]}`, besides.
