@@ -50,15 +50,19 @@ DIGITS = "1745239068"  # one or two strokes each
 RECORDED = ROOT / "tests" / "drawings" / "strokes.ndjson"
 FLOORS = ("pad, no work, no queue", "pad, no work")  # testkit.pad_apps's, measured in full runs only
 
-# Each page notes when the pointer went up, and [answers so far, ms since then] each time an answer shows:
-# the small apps' answer count (#events) changed, or the app's panel showed a reading from the server.
-_WATCH = """(app) => { window.__lat = {up: 0, shown: []};
+# Each page notes when the pointer went up, and [answers shown so far, ms since then] each time the answer
+# count changes: the small apps show it (#events, "N answers": a MutationObserver may see one answer's
+# change more than once, hence the text), the app's panel says when it shows a reading from the server.
+_WATCH = """(app) => { window.__lat = {up: 0, shown: [], readings: 0};
   document.addEventListener('pointerup', () => { window.__lat.up = performance.now(); }, true);
-  const note = () => window.__lat.shown.push([window.__lat.shown.length + 1, performance.now() - window.__lat.up]);
+  const note = (text) => window.__lat.shown.push([text, performance.now() - window.__lat.up]);
   if (app) { document.querySelector('#pred').addEventListener('reading', (e) => {
-    if (e.detail.source !== 'page') note(); }); return; }
-  new MutationObserver(note)
-    .observe(document.querySelector('#events'), {subtree: true, childList: true, characterData: true}); }"""
+    if (e.detail.source !== 'page') note(`${++window.__lat.readings} answers`); }); return; }
+  const box = document.querySelector('#events');
+  new MutationObserver(() => note(box.innerText.trim()))
+    .observe(box, {subtree: true, childList: true, characterData: true}); }"""
+# The first time answer n was shown: [text, ms].
+_SHOWN = "(n) => window.__lat.shown.find(([text]) => text.startsWith(n + ' answers'))"
 
 
 @contextmanager
@@ -122,12 +126,7 @@ class Page:
 
     def _wait_for_answer(self) -> None:
         self.answers += 1
-        wait_until(
-            self.page,
-            "(n) => window.__lat.shown.length >= n",
-            self.answers,
-            lambda: f"answer {self.answers} was never shown ({self.page.url})",
-        )
+        wait_until(self.page, _SHOWN, self.answers, lambda: f"answer {self.answers} was never shown ({self.page.url})")
 
     def stroke(self, line: list, timed: bool) -> None:
         """Draw one stroke with the mouse and wait for its answer; note its latency and bytes if `timed`."""
@@ -147,7 +146,7 @@ class Page:
             mouse.move(*to_page(*b, box), steps=max(1, math.ceil(math.dist(a, b) / PX_PER_STEP)))
         mouse.up()
         self._wait_for_answer()
-        shown = self.page.evaluate("(n) => window.__lat.shown[n - 1]", self.answers)
+        shown = self.page.evaluate(_SHOWN, self.answers)
         if timed:
             self.latencies.append(shown[1])
 

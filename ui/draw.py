@@ -226,6 +226,7 @@ def build_draw_tab(page: Page) -> DrawTab:
                     elem_id="why",
                     buttons=[],
                     height=230,
+                    format="png",  # lossless, and smaller and quicker to encode than webp for these pictures
                 )
         with gr.Row():
             picker = gr.Dropdown(
