@@ -59,6 +59,7 @@ def build_demo(models: Models | None = None) -> gr.Blocks:
         page = Page(demo, models, visitor)
         draw = build_draw_tab(page)
         drawings = build_drawings_tab(page, draw)
+        draw.map.refresh_on(drawings.gallery.change)  # the visitor's drawings are on the map
         build_train_tab(page, draw, drawings)
         build_guide_tab(page)
     demo.queue(max_size=QUEUE_SIZE)

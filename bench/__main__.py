@@ -27,8 +27,10 @@ import torch
 from bench import (
     atlas,
     contention,
+    handwriting,
     load,
     page_model,
+    page_reading,
     pen_latency,
     predict,
     refusals,
@@ -38,6 +40,7 @@ from bench import (
     startup,
     stop,
     training,
+    writers,
 )
 from bench.report import Result
 from testkit import server
@@ -49,6 +52,7 @@ BENCHMARKS = {
     for m in (
         predict,
         page_model,
+        page_reading,
         pen_latency,
         roundtrip,
         contention,
@@ -58,6 +62,8 @@ BENCHMARKS = {
         refusals,
         training,
         robustness,
+        handwriting,
+        writers,
         atlas,
     )
 }

@@ -1,9 +1,9 @@
 """Does a digit drawn on a canvas read as well as the MNIST original? Redraws MNIST test digits as a person would.
 
-Each digit's skeleton is traced with a round, hard-edged brush of random width, at a random size (25% to
-90% of the canvas height) and place, under several canvas conditions; every drawing goes through
-`sketch_to_tensor` exactly as the app's does, and the models' accuracy on it is set beside their
-accuracy on the same digits' original 28 x 28 images. Seeded, so every run draws the same pictures.
+Each digit's skeleton (traced by testkit/traces.py) is stroked with a round, hard-edged brush of random
+width, at a random size (25% to 90% of the canvas height) and place, under several canvas conditions;
+every drawing goes through `sketch_to_tensor` exactly as the app's does, and the models' accuracy on it
+is set beside their accuracy on the same digits' original 28 x 28 images. Seeded, so every run draws the same pictures.
 
     python bench/canvas_robustness.py [--weights CNN MLP ...] [--n 2000] [--quick] [--json]
 """
@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from scipy import ndimage
-from skimage.morphology import skeletonize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
@@ -30,14 +28,12 @@ from mnist_demo.data import IMAGE_SIZE, load_mnist, normalize  # noqa: E402
 from mnist_demo.preprocess import sketch_to_tensor  # noqa: E402
 from testkit.canvases import naive_tensor  # noqa: E402
 from testkit.timing import one_torch_thread, repeat  # noqa: E402
+from testkit.traces import TRACE_SCALE, trace  # noqa: E402
 
 DEFAULT_WEIGHTS = ["weights/cnn.safetensors", "weights/mlp.safetensors"]
 DEFAULT_N = 2000
 QUICK_N = 300
 SEED = 0
-TRACE_SCALE = 6  # the 28 x 28 digit is enlarged this much, smoothly, before its skeleton is traced
-PATH_STEP = 3  # keep every 3rd skeleton pixel (half an MNIST pixel apart) as a pen position
-SMOOTHING = 2.25  # Gaussian blur (enlarged pixels) before thresholding, so the skeleton has no staircase
 HEIGHT_RANGE = (0.25, 0.9)  # the drawn digit's height as a share of the canvas height
 BRUSH_RANGE = (0.03, 0.25)  # brush width as a share of the digit's height, drawn log-uniformly
 MIN_BRUSH_PX = 2  # no sketchpad brush is thinner
@@ -61,46 +57,6 @@ CONDITIONS = [
     Condition("black on white 800", 800, (255, 255, 255, 255), light_ink=False, layers_only=False),
     Condition("light ink, transparent 512", 512, (0, 0, 0, 0), light_ink=True, layers_only=True),
 ]
-
-
-def trace(digit: np.ndarray) -> list[np.ndarray]:
-    """A (28, 28) uint8 digit -> its skeleton as pen strokes: a list of (L, 2) arrays of (x, y) in 28-pixel units."""
-    size = digit.shape[0] * TRACE_SCALE
-    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255.0
-    skeleton = skeletonize(ndimage.gaussian_filter(big, SMOOTHING) >= 0.5)
-    ys, xs = np.nonzero(skeleton)
-    index = np.full(np.add(skeleton.shape, 2), -1)  # padded, so that neighbours of edge pixels exist
-    index[ys + 1, xs + 1] = np.arange(len(ys))
-    neighbours = [[] for _ in ys]
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbouring pair once
-        other = index[ys + 1 + dy, xs + 1 + dx]
-        for a, b in zip(np.flatnonzero(other >= 0), other[other >= 0], strict=True):
-            neighbours[a].append(b)
-            neighbours[b].append(a)
-    points = (np.stack([xs, ys], 1) + 0.5) / TRACE_SCALE
-    # Every PATH_STEP-th pixel of a path is enough for the pen, and drawing joints is the slow part.
-    return [points[path[:-1:PATH_STEP] + path[-1:]] for path in _walk(neighbours)]
-
-
-def _walk(neighbours: list[list[int]]) -> list[list[int]]:
-    """Split a pixel graph into polylines that run between ends and junctions (then round any closed loops)."""
-    seen: set[tuple[int, int]] = set()
-    paths = []
-    starts = [i for i, n in enumerate(neighbours) if len(n) != 2] + list(range(len(neighbours)))
-    for start in starts:
-        for nxt in neighbours[start]:
-            if (start, nxt) in seen:
-                continue
-            path, prev, node = [start], start, nxt
-            while True:
-                seen.update({(prev, node), (node, prev)})
-                path.append(node)
-                onward = [n for n in neighbours[node] if (node, n) not in seen]
-                if len(neighbours[node]) != 2 or not onward:
-                    break
-                prev, node = node, onward[0]
-            paths.append(path)
-    return paths or [[i] for i in range(len(neighbours))]
 
 
 def stroke(pen: ImageDraw.ImageDraw, strokes: list[np.ndarray], width: float, ink) -> None:

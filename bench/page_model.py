@@ -152,7 +152,7 @@ def _measure(
     ]
 
 
-def _renderer_pids() -> list[int]:
+def renderer_pids() -> list[int]:
     """Chromium's renderer processes under this one (Playwright's driver -> chromium -> renderers)."""
     pids = []
     for pid in process_tree(os.getpid()):
@@ -166,7 +166,7 @@ def _renderer_pids() -> list[int]:
 
 def _cpu_per_call(page, net: torch.nn.Module, key: str, images: torch.Tensor, calls: int) -> tuple[float, float]:
     """(page, torch) CPU milliseconds per call, each over `calls` calls in a row."""
-    renderers = _renderer_pids()
+    renderers = renderer_pids()
     if not renderers:
         raise RuntimeError("no chromium renderer process found under this one")
     before = sum(cpu_seconds(p) for p in renderers)

@@ -14,7 +14,8 @@ map on 86.8%; for the shipped MLP 94.5% against 62.7%: the table `python -m mnis
 The map then shows where those neighbours lie, joined to the drawing.
 
 A model that no longer changes (a shipped one, a visitor's evaluated copy) has its map computed once
-and kept while the model lives (`atlas_for`); a training run keeps its own (`mnist_demo.replay`).
+and kept while the model lives, within a bound on memory for all visitors together (`atlas_for`); a
+training run keeps its own (`mnist_demo.replay`) and hints its last frame to its models (`hint`).
 
     python -m mnist_demo.atlas weights/cnn.safetensors      # PCA against LDA (see mnist_demo/projection.py)
 """
@@ -26,13 +27,14 @@ import functools
 import sys
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, load_mnist
+from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, Split, load_mnist
 from mnist_demo.features import digit_features, features
 from mnist_demo.projection import Projection, centroid_accuracy, fit_lda, fit_pca, orientation, procrustes
 
@@ -112,6 +114,12 @@ class Atlas:
     features: torch.Tensor  # (N, F) float16: the map digits' features, to find a drawing's neighbours
     separation: float  # share of the map digits nearest the centre of their own digit (10% is chance)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory it holds of its own (the digits' images are shared by every map)."""
+        own = self.features.element_size() * self.features.nelement() + self.points.nbytes
+        return own + self.projection.mean.nbytes + self.projection.matrix.nbytes
+
     def place(self, feats: torch.Tensor | np.ndarray) -> np.ndarray:
         """(n, F) features of drawings -> (n, 2) points on this map."""
         return self.projection(feats)
@@ -155,28 +163,130 @@ def build_atlas(
     return Atlas(projection, points, digits, feats.half(), separation)
 
 
-_ATLASES: weakref.WeakKeyDictionary[nn.Module, Atlas] = weakref.WeakKeyDictionary()  # model -> its map
-_ATLASES_LOCK = threading.Lock()
+class AtlasCache:
+    """The maps of models that no longer change, least recently used dropped past `max_bytes`.
+
+    Keyed by the model object, weakly: a map goes when its model goes (a visitor's session ended, a
+    run's earlier epoch replaced), and at most `max_bytes` of maps are kept however many models
+    visitors keep alive; a map dropped early is computed again when asked for. Thread-safe.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._maps: OrderedDict[int, tuple[weakref.ref, Atlas]] = OrderedDict()  # id(model) -> (model, map)
+        self._bytes = 0
+        self._dead: list[tuple[int, weakref.ref]] = []  # models gone, their maps not yet dropped
+
+    def get(self, model: nn.Module) -> Atlas | None:
+        with self._lock:
+            self._purge()
+            entry = self._maps.get(id(model))
+            if entry is None or entry[0]() is not model:
+                return None
+            self._maps.move_to_end(id(model))
+            return entry[1]
+
+    def put(self, model: nn.Module, atlas: Atlas) -> Atlas:
+        """Keep `atlas` as `model`'s map (replacing any); the map kept."""
+        key = id(model)
+        ref = weakref.ref(model, lambda ref: self._forget(key, ref))
+        with self._lock:
+            self._purge()
+            old = self._maps.pop(key, None)
+            self._bytes -= old[1].nbytes if old is not None else 0
+            self._maps[key] = (ref, atlas)
+            self._bytes += atlas.nbytes
+            while self._bytes > self.max_bytes and len(self._maps) > 1:
+                _, (_, dropped) = self._maps.popitem(last=False)
+                self._bytes -= dropped.nbytes
+        return atlas
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def _forget(self, key: int, ref: weakref.ref) -> None:
+        """A model was collected. This may run inside any allocation, even one of this class's own
+        methods holding the lock: then that method drops the map before it lets go of the lock."""
+        self._dead.append((key, ref))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._purge()
+            finally:
+                self._lock.release()
+
+    def _purge(self) -> None:  # with the lock held
+        while self._dead:
+            key, ref = self._dead.pop()
+            entry = self._maps.get(key)
+            if entry is not None and entry[0] is ref:
+                del self._maps[key]
+                self._bytes -= entry[1].nbytes
+
+
+# 48 MB of maps for all visitors together: the three shipped models' (6 MB) and about 18 maps of the
+# Train tab's default CNN (2.3 MB each) or 5 of the widest (9.3 MB). A map costs 0.3-1 s to recompute.
+MAX_ATLAS_BYTES = 48 * 2**20
+ATLASES = AtlasCache(MAX_ATLAS_BYTES)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A map already computed for a model by its training run: where its projection puts the map digits."""
+
+    projection: Projection
+    points: np.ndarray  # (N, 2) float32, the map digits in `map_digits()` order
+    separation: float
+
+
+_HINTS: weakref.WeakKeyDictionary[nn.Module, Hint] = weakref.WeakKeyDictionary()
+_HINTS_LOCK = threading.Lock()
 
 
 def atlas_for(model: nn.Module) -> Atlas:
-    """The map of a model whose weights no longer change, computed on first use and kept while it lives.
+    """The map of a model whose weights no longer change, computed on first use and kept while it lives
+    (within `MAX_ATLAS_BYTES`). A model whose run left a `hint` keeps that run's last map, turned as it was.
 
-    Two visitors asking at once for a model not yet mapped may both compute it; one result is kept.
+    Two visitors asking at once for a model not yet mapped may both compute it; the later is kept.
     """
-    with _ATLASES_LOCK:
-        found = _ATLASES.get(model)
-    if found is None:
-        found = build_atlas(model)
-        with _ATLASES_LOCK:
-            found = _ATLASES.setdefault(model, found)
-    return found
+    found = ATLASES.get(model)
+    if found is not None:
+        return found
+    with _HINTS_LOCK:
+        hint = _HINTS.get(model)
+    digits = map_digits()
+    if hint is not None and len(hint.points) == len(digits.labels):
+        feats = digit_features(model, digits.images)  # the neighbours need them; the fit is the run's
+        found = Atlas(hint.projection, hint.points, digits, feats.half(), hint.separation)
+    else:
+        found = build_atlas(model, digits=digits)
+    return ATLASES.put(model, found)
 
 
 def remember(model: nn.Module, atlas: Atlas) -> None:
-    """Keep `atlas` as `model`'s map: a training run's last map, for the evaluated copy the visitor gets."""
-    with _ATLASES_LOCK:
-        _ATLASES[model] = atlas
+    """Keep `atlas` as `model`'s map."""
+    ATLASES.put(model, atlas)
+
+
+def hint(model: nn.Module, projection: Projection, points: np.ndarray, separation: float) -> None:
+    """Say how a training run mapped `model` (the evaluated copy the visitor gets of one of its epochs), so
+    that its map in the Draw tab is the run's last frame, turned the same way, and costs no fit."""
+    with _HINTS_LOCK:
+        _HINTS[model] = Hint(projection, points, separation)
+
+
+@functools.lru_cache(maxsize=1)
+def unmapped_test_digits() -> Split:
+    """The MNIST test digits that are not on the map: a training run evaluates these in its loop and the
+    map digits while mapping them (one forward pass for both), and adds the two counts."""
+    test = load_mnist(train=False)
+    keep = torch.ones(len(test), dtype=torch.bool)
+    keep[map_digits().rows] = False
+    return Split(test.images[keep], test.labels[keep])
 
 
 @dataclass(frozen=True)

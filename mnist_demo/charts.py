@@ -12,6 +12,7 @@ gradio 6.31's ImagePreview undoes the on-screen scaling): `Heatmap.cell_at(x, y)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,10 @@ INK = (30, 30, 30)
 FONT_PX = 13
 
 
+@functools.lru_cache(maxsize=8)
 def font(size: int = FONT_PX) -> ImageFont.ImageFont:
-    """Pillow's built-in font at `size` pixels (its fixed bitmap font where Pillow lacks FreeType)."""
+    """Pillow's built-in font at `size` pixels (its fixed bitmap font where Pillow lacks FreeType); loaded
+    once per size (loading it took longer than drawing a whole map)."""
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, ValueError, OSError, ImportError):
@@ -193,6 +196,19 @@ def map_layout(*point_sets: np.ndarray) -> MapLayout:
     return MapLayout((float(centre[0]), float(centre[1])), half)
 
 
+def map_base(points: np.ndarray, labels: np.ndarray, layout: MapLayout) -> np.ndarray:
+    """The map without drawings, as uint8 RGB: the map digits as dots coloured by digit, and the legend.
+    The same for every drawing on one map, so callers may keep it (`map_picture(..., base=)`)."""
+    picture = Image.new("RGB", (MAP_SIDE, MAP_SIDE + LEGEND_HEIGHT), PAPER)
+    pen = ImageDraw.Draw(picture)
+    pen.rectangle((0, 0, MAP_SIDE - 1, MAP_SIDE - 1), outline=(210, 210, 210))
+    colours = [_rgb(c) for c in DIGIT_COLOURS]
+    _legend(pen, colours)
+    for (x, y), label in zip(layout.to_pixels(points), np.asarray(labels)):
+        pen.ellipse((x - DOT, y - DOT, x + DOT, y + DOT), fill=colours[int(label)])
+    return np.asarray(picture)
+
+
 def map_picture(
     points: np.ndarray,
     labels: np.ndarray,
@@ -201,18 +217,17 @@ def map_picture(
     neighbours: list[np.ndarray] | None = None,
     mine: np.ndarray | None = None,
     mine_labels: np.ndarray | None = None,
+    base: np.ndarray | None = None,
 ) -> np.ndarray:
     """The map as uint8 RGB (MAP_SIDE + LEGEND_HEIGHT high, MAP_SIDE wide): map digits as dots coloured
     by digit, each drawing as a black ring joined to its neighbours (`neighbours[i]`: (k, 2) points of
     drawing i's), the visitor's drawings as squares in their digit's colour, and a legend underneath.
-    `layout` is usually the map digits' own (`map_layout(points)`), so the axes stay put as drawings move."""
-    picture = Image.new("RGB", (MAP_SIDE, MAP_SIDE + LEGEND_HEIGHT), PAPER)
+    `layout` is usually the map digits' own (`map_layout(points)`), so the axes stay put as drawings move;
+    `base` is `map_base(points, labels, layout)` when the caller kept it."""
+    base = map_base(points, labels, layout) if base is None else base
+    picture = Image.fromarray(base)
     pen = ImageDraw.Draw(picture)
-    pen.rectangle((0, 0, MAP_SIDE - 1, MAP_SIDE - 1), outline=(210, 210, 210))
     colours = [_rgb(c) for c in DIGIT_COLOURS]
-    _legend(pen, colours)
-    for (x, y), label in zip(layout.to_pixels(points), np.asarray(labels)):
-        pen.ellipse((x - DOT, y - DOT, x + DOT, y + DOT), fill=colours[int(label)])
     if mine is not None and len(mine):
         for (x, y), label in zip(layout.to_pixels(mine), np.asarray(mine_labels)):
             pen.rectangle(

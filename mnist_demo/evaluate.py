@@ -2,7 +2,7 @@
 
 python -m mnist_demo.evaluate weights/cnn.safetensors            # MNIST test set
 python -m mnist_demo.evaluate weights/cnn.safetensors --json     # machine-readable
-python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings
+python -m mnist_demo.evaluate weights/cnn.safetensors --drawings tests/drawings   # DIR/0 .. DIR/9, DIR/none
 python -m mnist_demo.evaluate weights/cnn.safetensors --strokes tests/drawings/strokes.ndjson
 """
 
@@ -20,6 +20,7 @@ from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, load_mnist
 from mnist_demo.drawings import evaluate_drawings, evaluate_strokes, format_drawings_report
 from mnist_demo.metrics import confusion_matrix, format_confusion, predict_split
 from mnist_demo.models import COMMAND_LINE_LARGEST
+from mnist_demo.reject import decline_threshold
 
 
 def mnist_report(model: nn.Module, device: torch.device | str = "cpu") -> dict:
@@ -45,22 +46,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", help="a .safetensors checkpoint written by mnist_demo.train")
     on = parser.add_mutually_exclusive_group()
-    on.add_argument("--drawings", metavar="DIR", help="evaluate on DIR/0 .. DIR/9 image files instead of MNIST")
+    on.add_argument(
+        "--drawings",
+        metavar="DIR",
+        help="evaluate on DIR/0 .. DIR/9 image files instead of MNIST; DIR/none holds non-digits",
+    )
     on.add_argument(
         "--strokes",
         metavar="FILE",
-        help="evaluate on drawings as pen strokes, one JSON line each (Quick, Draw!'s form)",
+        help='evaluate on drawings as pen strokes, one JSON line each (Quick, Draw!\'s form; label "none": no digit)',
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
 
     try:
         checkpoint = load_checkpoint(args.weights, largest=COMMAND_LINE_LARGEST)
+        decline_below = decline_threshold(checkpoint.metadata)
         if args.drawings:
-            report = evaluate_drawings(checkpoint.model, args.drawings)
+            report = evaluate_drawings(checkpoint.model, args.drawings, decline_below)
             text = format_drawings_report(report)
         elif args.strokes:
-            report = evaluate_strokes(checkpoint.model, args.strokes)
+            report = evaluate_strokes(checkpoint.model, args.strokes, decline_below)
             text = format_drawings_report(report)
         else:
             report = mnist_report(checkpoint.model)

@@ -60,3 +60,27 @@ def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def digit_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """uint8 digits (N, 28, 28) -> their features (N, F)."""
     return features(model, normalize(images))
+
+
+@torch.no_grad()
+def features_and_predictions(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 digits (N, 28, 28) -> their features (N, F) float32 and predicted digits (N,) int64, on the CPU.
+
+    One forward pass gives both, since the classifier reads the features: a training run maps its
+    digits and measures its accuracy on them at once. Eval mode, the model's mode restored.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    head = classifier(model)
+    feats, preds = [], []
+    try:
+        for i in range(0, len(images), FEATURE_BATCH):
+            f = _features(model, normalize(images[i : i + FEATURE_BATCH].to(device)))  # (B, F)
+            preds.append(head(f).argmax(1).cpu())
+            feats.append(f.float().cpu())
+    finally:
+        model.train(was_training)
+    if not feats:
+        return torch.empty(0, head.in_features), torch.empty(0, dtype=torch.long)
+    return torch.cat(feats), torch.cat(preds)

@@ -56,6 +56,12 @@ BUGS = [
 ]
 
 
+def in_page(text: str, tab: str, anchor: str) -> str:
+    """A Markdown link to the section `anchor` (an element id) of the app's tab `tab`; the page opens the tab
+    and scrolls there (mnist_demo/web/links.js). tests/test_guide.py checks every one against the app."""
+    return f"[{text}](#{tab.lower().replace(' ', '-')}:{anchor})"
+
+
 def source(obj: object) -> str:
     """The source code of a function or class, dedented, as a fenced Python block."""
     return "```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```"
@@ -71,6 +77,9 @@ def guide_markdown(accuracy: dict[str, float] | None = None) -> str:
     accuracy = accuracy or {}
     cnn, guide = (f"{accuracy[n]:.2%}" if n in accuracy else "(not measured)" for n in ("cnn", "mlp-guide"))
     bug_rows = "\n".join(f"| {bug} | {why} | {fix} |" for bug, why, fix in BUGS)
+    map_link = in_page("map of digits", "Draw", "map-of-digits")
+    watch_link = in_page("the map of digits and the first layer", "Train", "watch-it-learn")
+    heatmap_link = in_page("a heatmap of its mistakes", "Train", "confusion-heatmap")
     return f"""
 ## The guide, fixed: the code this app runs
 
@@ -89,7 +98,8 @@ read from this app's source as it runs.
 
 `__init__` creates the layers; `forward` says how data flows through them. It returns raw scores
 (logits): `cross_entropy` applies the softmax itself, and the Draw tab applies it only to show
-probabilities.
+probabilities. What the last layer reads, the hidden units' values, is what the Draw tab's
+{map_link} shows: each test digit placed by those values, your drawing among them.
 
 {source(models.GuideMLP)}
 
@@ -121,6 +131,11 @@ in `.grad`; `backward` adds to them), `loss.backward()` (autograd computes the g
 with respect to every parameter), `optimizer.step()` (moves each parameter against its gradient).
 After each epoch the model is evaluated on the 10,000 test images it never trained on. The loop is a
 generator: the command line prints what it yields, this app plots it, and Stop closes it.
+
+The Train tab shows more of a run than its loss and accuracy: {watch_link}, before training and
+after every epoch, so you can watch the digits separate and the filters form from noise; and once the
+run ends, {heatmap_link} (the confusion matrix: true digit by row, answer by column), whose cells open
+onto the test digits behind each count.
 
 Two lines are about speed, not learning. `memory_format` stores the CNN's images channel by channel
 for each pixel ("channels-last"), the layout the CPU's convolution kernels run fastest on. `autocast`

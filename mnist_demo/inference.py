@@ -15,12 +15,15 @@ from torch import nn
 from mnist_demo.checkpoint import Checkpoint, load_checkpoint
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
 from mnist_demo.preprocess import Sketch
+from mnist_demo.reject import decline_threshold
 from mnist_demo.segment import split_digits
 from mnist_demo.strokes import split_strokes
 
 UNSURE_BELOW = 0.6  # below this top probability we say "not sure: 4 or 9?" instead of a verdict
 MAX_DIGITS = 12  # a canvas holding more separate marks than this is scribble, not a number
 NUMBER_ALTERNATIVES = 4  # readings of a multi-digit number shown beside the best one
+NOT_A_DIGIT = "That does not look like a digit."
+NOT_A_NUMBER = "That does not look like a number: some of it is no digit."
 
 
 def with_article(digit: int) -> str:
@@ -34,6 +37,7 @@ class DigitGuess:
 
     sketch: Sketch  # what the network saw
     probabilities: np.ndarray  # (10,) softmax of the logits
+    declined: bool = False  # the top probability is below the model's threshold: not a digit, it says
 
     @property
     def digit(self) -> int:
@@ -63,6 +67,11 @@ class Reading:
         """Probability of the whole reading: the product over its digits."""
         return float(np.prod([d.confidence for d in self.digits]))
 
+    @property
+    def declined(self) -> bool:
+        """True when some mark on the canvas does not look like a digit to the model."""
+        return any(d.declined for d in self.digits)
+
     def label(self) -> dict[str, float]:
         """A `gr.Label`-style {class: confidence}: all ten digits for one digit, else the likeliest numbers."""
         if len(self.digits) == 1:
@@ -77,6 +86,8 @@ class Reading:
 
     def verdict(self) -> str:
         """One honest sentence about what the model thinks."""
+        if self.declined:
+            return NOT_A_DIGIT if len(self.digits) == 1 else NOT_A_NUMBER
         doubtful = [d for d in self.digits if d.confidence < UNSURE_BELOW]
         if len(self.digits) == 1:
             d = self.digits[0]
@@ -101,23 +112,33 @@ def prepare(model: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def read_sketches(model: nn.Module, sketches: list[Sketch]) -> Reading | None:
-    """Classify the digits of a drawing in one batch; None when there are none."""
+def read_sketches(model: nn.Module, sketches: list[Sketch], decline_below: float | None = None) -> Reading | None:
+    """Classify the digits of a drawing in one batch; None when there are none.
+
+    A digit whose top probability is below `decline_below` (a checkpoint's `decline_below`, see
+    `mnist_demo.reject`) is marked declined: the model says it does not look like a digit.
+    """
     if not sketches:
         return None
     x = torch.cat([s.tensor for s in sketches])  # (D, 1, 28, 28)
     probabilities = model(x).softmax(dim=1).numpy()
-    return Reading([DigitGuess(s, p) for s, p in zip(sketches, probabilities)])
+    low = -1.0 if decline_below is None else decline_below
+    return Reading([DigitGuess(s, p, bool(p.max() < low)) for s, p in zip(sketches, probabilities)])
 
 
-def read_drawing(model: nn.Module, value: object) -> Reading | None:
+def read_drawing(model: nn.Module, value: object, decline_below: float | None = None) -> Reading | None:
     """Split a drawing into digits and classify them in one batch; None when there is nothing to read."""
-    return read_sketches(model, split_digits(value, limit=MAX_DIGITS))
+    return read_sketches(model, split_digits(value, limit=MAX_DIGITS), decline_below)
 
 
-def read_strokes(model: nn.Module, strokes: object) -> Reading | None:
+def read_strokes(model: nn.Module, strokes: object, decline_below: float | None = None) -> Reading | None:
     """`read_drawing` for strokes drawn on the stroke pad (its pen, its canvas pixels); [] reads as None."""
-    return read_sketches(model, split_strokes(strokes, limit=MAX_DIGITS) if strokes else [])
+    return read_sketches(model, split_strokes(strokes, limit=MAX_DIGITS) if strokes else [], decline_below)
+
+
+def read_with(checkpoint: Checkpoint, value: object) -> Reading | None:
+    """`read_drawing` with the checkpoint's own model and "not a digit" threshold (none: never declines)."""
+    return read_drawing(checkpoint.model, value, decline_threshold(checkpoint.metadata))
 
 
 def saliency(model: nn.Module, sketch: Sketch, digit: int) -> np.ndarray:

@@ -8,14 +8,17 @@ own labelled drawings land, so a replay can step through everything without the 
 epochs. A frame is 16 kB of points, 12 bytes per feature of projection (7 kB for the app's default
 CNN, 28 kB at its widest) and the first layer (at most 64 x 784 float16 for an MLP: 100 kB).
 
-Cost per epoch (`python -m bench --only atlas` measures it): one forward pass over 2,000 digits, about
-a fifth of the evaluation the loop already runs on the 10,000 test digits, plus the fit.
+Cost per epoch (`python -m bench --only atlas` measures it): the LDA fit, the Procrustes turn and the
+first layer's copy. The map digits' features come from the forward pass that measures the model on
+them: `runs.train_stream` evaluates the other 8,000 test digits in the loop and these 2,000 here, so
+the map adds no forward pass after the first (the untrained network's).
 
     python -m bench --only atlas
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +43,7 @@ class Frame:
     first_layer: np.ndarray  # `filters.first_layer` of the model at this moment
     mine: np.ndarray  # (M, 2) float32: the visitor's labelled drawings on this frame's map
     test_accuracy: float | None = None  # the loop's accuracy at this moment, when it measured one
+    seconds: float = 0.0  # how long recording it took (`python -m bench --only atlas` adds them up)
 
 
 @dataclass
@@ -52,9 +56,16 @@ class Replay:
     frames: list[Frame] = field(default_factory=list)
     atlas: Atlas | None = None  # the latest frame's full map (with the features that neighbours need)
 
-    def record(self, model: nn.Module, epoch: int, test_accuracy: float | None = None) -> Frame:
-        """Map `model` as it is now and add the frame; safe between two epochs (the mode is restored)."""
-        self.atlas = build_atlas(model, previous=self.atlas, digits=self.digits)
+    def record(
+        self, model: nn.Module, epoch: int, test_accuracy: float | None = None, feats: torch.Tensor | None = None
+    ) -> Frame:
+        """Map `model` as it is now and add the frame; safe between two epochs (the mode is restored).
+
+        `feats` are the map digits' features when the caller has them already (`runs.train_stream`
+        computes them in the pass that measures the model on those digits).
+        """
+        start = time.perf_counter()
+        self.atlas = build_atlas(model, previous=self.atlas, digits=self.digits, feats=feats)
         mine = (
             self.atlas.place(digit_features(model, torch.from_numpy(self.mine_images)))
             if len(self.mine_images)
@@ -68,6 +79,7 @@ class Replay:
             first_layer(model),
             mine,
             test_accuracy,
+            time.perf_counter() - start,
         )
         self.frames.append(frame)
         return frame

@@ -3,9 +3,11 @@
 `train_stream` and `finetune_stream` wrap the loop (`train.train`) and `finetune.finetune`, and yield
 `RunUpdate`s at most every `UPDATE_EVERY_S`: the loss (and accuracy) frames for the plots, one line of
 status, and, whenever a newly evaluated model is ready, that model as a frozen CPU `Checkpoint` with a
-sentence saying what made it. They change nothing outside themselves: the caller adopts the models it
-is handed (`session.Visitor.adopt`), so a run can live in another thread or process (ZeroGPU runs it in
-a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
+sentence saying what made it. A training run also maps its network before the first step and after
+every epoch (`replay.Frame`: the map of digits and the first layer), computed here so that a run in
+another process brings its frames along. They change nothing outside themselves: the caller adopts
+the models it is handed (`session.Visitor.adopt`), so a run can live in another thread or process
+(ZeroGPU runs it in a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
 
     python -m pytest tests/test_runs.py
 """
@@ -25,13 +27,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mnist_demo.atlas import map_digits, unmapped_test_digits
 from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
-from mnist_demo.data import load_mnist, normalize
+from mnist_demo.data import Split, load_mnist, normalize
+from mnist_demo.features import features_and_predictions
 from mnist_demo.finetune import FinetuneConfig, FinetuneResult, finetune
 from mnist_demo.inference import prepare
 from mnist_demo.metrics import confusion_matrix, predict_split
 from mnist_demo.models import CNN_WIDTH, GUIDE_HIDDEN
 from mnist_demo.personal import PersonalSet
+from mnist_demo.replay import Frame, Replay
 from mnist_demo.train import Progress, TrainConfig, new_model, train
 
 UPDATE_EVERY_S = 0.3  # at most this often a new loss point reaches the browser, however fast the steps
@@ -72,6 +77,7 @@ class Results:
 
     confusion: np.ndarray  # (10, 10) counts, rows are the true digit
     mistakes: list[tuple[np.ndarray, str]]  # (28x28 uint8 image, "4 → 9": true digit, prediction) for a gallery
+    predictions: np.ndarray | None = None  # (10000,) uint8: the digit read for each test digit, in test order
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class RunUpdate:
     results: Results | None = None  # set once, when a training run ends
     probe: dict[str, float] | None = None  # what the model in training reads the watched drawing as
     finetuned: FinetuneResult | None = None  # set once, when a fine-tuning run ends
+    frame: Frame | None = None  # the map and the first layer: before training, then with each epoch's model
 
 
 def loss_table(rows: list[tuple[int, float]]) -> pd.DataFrame:
@@ -148,7 +155,7 @@ def mistakes(model: nn.Module, device: torch.device | str = "cpu", limit: int = 
     preds = predict_split(model, test, device)
     wrong = torch.nonzero(preds != test.labels).flatten()[:limit].tolist()
     gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(preds[i])}") for i in wrong]
-    return Results(confusion_matrix(test.labels, preds).numpy(), gallery)
+    return Results(confusion_matrix(test.labels, preds).numpy(), gallery, preds.numpy().astype(np.uint8))
 
 
 @torch.no_grad()
@@ -163,10 +170,17 @@ def read_probe(model: nn.Module, image: np.ndarray) -> dict[str, float]:
 
 
 def train_stream(
-    config: TrainConfig, probe: np.ndarray | None = None, device: torch.device | str = "cpu"
+    config: TrainConfig,
+    probe: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+    mine: tuple[np.ndarray, np.ndarray] | None = None,
+    watch: bool = True,
 ) -> Iterator[RunUpdate]:
     """Train a new model with `config` on `device`, yielding updates; each epoch's end brings the evaluated
     model, on the CPU. `probe`, a (28, 28) uint8 drawing, is read by the model in training at every update.
+
+    `watch`: map the network before the first step and after each epoch (`RunUpdate.frame`), with the
+    visitor's labelled drawings, `mine` = (images (M, 28, 28) uint8, labels (M,)), placed on each map.
     """
     device = torch.device(device)
     model, origin = new_model(config), f"trained: {describe(config)}"
@@ -178,13 +192,21 @@ def train_stream(
         read = None if probe is None else read_probe(model, probe)
         return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
 
-    for event in train(config, model, device=device):
+    replay, test = None, None
+    if watch:
+        replay = Replay(*mine) if mine is not None and len(mine[0]) else Replay()
+        test = unmapped_test_digits()  # the loop measures these; the map digits are measured while mapped
+        yield update("mapping the untrained network...", frame=replay.record(model, 0))
+    for event in train(config, model, test_data=test, device=device):
         losses.append((event.step, event.loss))
         if event.test_accuracy is not None:
+            frame = None
+            if replay is not None:
+                event, frame = map_epoch(replay, model, event, test)
             accuracies.append((event.epoch, 100 * event.test_accuracy))
             latest = snapshot(model, config, event)
             status = status_line(event, config, event.test_accuracy)
-            yield update(status, checkpoint=latest, origin=origin)
+            yield update(status, checkpoint=latest, origin=origin, frame=frame)
             last_sent = time.monotonic()
         elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
             yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
@@ -194,15 +216,26 @@ def train_stream(
     yield update(done, results=mistakes(model, device))
 
 
+def map_epoch(replay: Replay, model: nn.Module, event: Progress, measured: Split) -> tuple[Progress, Frame]:
+    """The frame after an epoch, and the event with its accuracy on all 10,000 test digits: the loop
+    measured `measured`, and the map digits are measured by the same forward pass that maps them."""
+    digits = map_digits()
+    feats, preds = features_and_predictions(model, digits.images)
+    right = round(event.test_accuracy * len(measured)) + int((preds == digits.labels).sum())
+    event = dataclasses.replace(event, test_accuracy=right / (len(measured) + len(digits.labels)))
+    return event, replay.record(model, event.epoch, event.test_accuracy, feats=feats)
+
+
 def finetune_stream(
     source: Checkpoint,
     drawings: PersonalSet,
     source_name: str,
-    config: FinetuneConfig = FinetuneConfig(),
+    config: FinetuneConfig | None = None,
     device: torch.device | str = "cpu",
 ) -> Iterator[RunUpdate]:
-    """Fine-tune a copy of `source` on the visitor's `drawings` on `device`; the last update brings the new
-    model, on the CPU. Raises ValueError before the first update when there is nothing to fine-tune on.
+    """Fine-tune a copy of `source` on the visitor's `drawings` on `device` (with `config`, by default the
+    settings that suit the model: `finetune.config_for`); the last update brings the new model, on the CPU.
+    Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
         raise ValueError("add some drawings of your own first (Draw tab: choose the digit, then Add)")

@@ -14,6 +14,9 @@ each on its share of every global batch (mnist_demo/distributed.py).
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
+import math
 import os
 import shlex
 import sys
@@ -26,12 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_demo import distributed
-from mnist_demo.checkpoint import save_checkpoint
+from mnist_demo import distributed, worldstyles
+from mnist_demo.checkpoint import CheckpointError, load_checkpoint, model_spec, save_checkpoint
 from mnist_demo.data import MNIST_TRAIN_SIZE, MNISTNotFoundError, Split, augment, batches, load_mnist, normalize
 from mnist_demo.metrics import accuracy
 from mnist_demo.models import MAX_CROP, MAX_SIZE, MODELS, build_model
 from mnist_demo.muon import Muon
+from mnist_demo.outliers import outlier_images
 
 OPTIMIZERS = ("adam", "sgd", "muon")
 SCHEDULES = ("constant", "onecycle")
@@ -40,6 +44,9 @@ ONECYCLE_MIN_STEPS = 8  # shorter runs (smoke tests) keep the rate constant: the
 # oneDNN's convolutions train faster on CPU with channels-last weights and activations (the channels-last
 # row of `python -m bench --only training` sets this back to contiguous to measure by how much).
 CNN_MEMORY_FORMAT = torch.channels_last
+# Outlier Exposure (Hendrycks et al. 2019): this many non-digits per digit in each batch, drawn from the
+# run's pool, and their loss's weight beside the digits' (0.5 is the paper's for image classifiers).
+OUTLIERS_PER_DIGIT = 0.25
 
 
 def knob(default: Any, help: str) -> Any:
@@ -99,6 +106,17 @@ class TrainConfig:
     label_smoothing: float = knob(0.0, "share of each target spread over the other classes")
     train_size: int = knob(MNIST_TRAIN_SIZE, "training images used, a seeded random subset when below 60,000")
     augment: bool = knob(False, "random affine and stroke-weight changes per batch, for drawn digits")
+    styled: int = knob(
+        0,
+        "world-style digits added to the training set: MNIST 7s, 0s and 1s given a bar, slash or up-stroke, "
+        "and handwriting-font digits (mnist_demo/worldstyles.py); 0 = none",
+    )
+    outliers: int = knob(
+        0,
+        "non-digits (letters, scribbles, shapes, crossings-out) drawn for Outlier Exposure, so that the model "
+        "can say 'not a digit' (mnist_demo/outliers.py); 0 = none",
+    )
+    outlier_weight: float = knob(0.5, "weight of the non-digits' loss (cross-entropy to equal probabilities)")
     seed: int = knob(0, "seeds the weights, the subset, the shuffling and the augmentation")
     max_steps: int = knob(0, "stop after this many optimizer steps; 0 = no limit (tests use a few)")
     log_every: int = knob(10, "optimizer steps between progress events")
@@ -120,6 +138,8 @@ class TrainConfig:
                 ("epochs", 1, 1000),
                 ("batch_size", 1, MNIST_TRAIN_SIZE),
                 ("train_size", 1, MNIST_TRAIN_SIZE),
+                ("styled", 0, MNIST_TRAIN_SIZE),
+                ("outliers", 0, MNIST_TRAIN_SIZE),
                 ("max_steps", 0, 10**9),
                 ("log_every", 1, 10**6),
                 ("seed", 0, 2**63 - 1),
@@ -129,6 +149,7 @@ class TrainConfig:
                 ("momentum", 0.0, 1.0),
                 ("weight_decay", 0.0, 1.0),
                 ("label_smoothing", 0.0, 1.0),
+                ("outlier_weight", 0.0, 10.0),
             ],
         )
         if self.crop and self.model != "cnn":
@@ -139,9 +160,9 @@ class TrainConfig:
             raise ValueError("; ".join(problems))
 
     def steps_per_epoch(self, available: int = MNIST_TRAIN_SIZE, processes: int = 1) -> int:
-        """Optimizer steps per epoch when `available` training images exist; a last batch smaller than
-        the number of `processes` cannot be shared out and is dropped (never with one process)."""
-        full, rest = divmod(min(self.train_size, available), self.batch_size)
+        """Optimizer steps per epoch when `available` training images exist (world-style digits besides); a
+        last batch smaller than the number of `processes` cannot be shared out and is dropped."""
+        full, rest = divmod(min(self.train_size, available) + self.styled, self.batch_size)
         return full + (rest >= processes)
 
     def total_steps(self, available: int = MNIST_TRAIN_SIZE, processes: int = 1) -> int:
@@ -214,12 +235,26 @@ def make_schedule(
     )
 
 
+@torch.no_grad()
+def blend(model: nn.Module, original: nn.Module, share: float) -> None:
+    """Move `model`'s weights back towards `original`'s, keeping `share` of the change (BatchNorm's running
+    statistics too; its step counter stays the trained one). WiSE-FT (Wortsman et al., 2022): most of
+    what the change learned, less of what it forgot."""
+    before = original.state_dict()
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            old = before[key].to(value.device, value.dtype)  # the original stays on the CPU when training is on a GPU
+            value.copy_(old + share * (value - old))
+
+
 def train(
     config: TrainConfig,
     model: nn.Module,
     train_data: Split | None = None,
     test_data: Split | None = None,
     device: torch.device | None = None,
+    styled: Split | None = None,
+    outliers: torch.Tensor | None = None,
 ) -> Iterator[Progress]:
     """Train `model` in place, yielding `Progress`; MNIST is loaded when no data is given.
 
@@ -227,6 +262,8 @@ def train(
     torchrun (a process group in force) each process trains on its share of every global batch of
     `config.batch_size` and only rank 0 evaluates; the others' epoch-end events carry no accuracy.
 
+    `styled` (world-style digits) and `outliers` (non-digits, (N, 28, 28) uint8) are drawn as the config
+    asks when not given; drawing them takes a few milliseconds each, before the first step.
     Timing: `train_seconds` counts batching and optimizer steps, not evaluation and not the time the
     consumer spends between our yields (drawing a plot, say).
     """
@@ -236,16 +273,23 @@ def train(
     train_data = (load_mnist(train=True) if train_data is None else train_data).to(device)
     test_data = (load_mnist(train=False) if test_data is None else test_data).to(device)
     # A seeded random subset, kept as indices so the shared uint8 images are never copied.
+    available = len(train_data)
     subset = (
-        torch.randperm(len(train_data), generator=generator)[: config.train_size]
-        if config.train_size < len(train_data)
-        else None
+        torch.randperm(available, generator=generator)[: config.train_size] if config.train_size < available else None
     )
+    if config.styled:
+        styled = worldstyles.styled_digits(config.styled, config.seed, train_data) if styled is None else styled
+        styled = styled.subset(config.styled)
+        train_data = Split(torch.cat([train_data.images, styled.images]), torch.cat([train_data.labels, styled.labels]))
+        if subset is not None:  # every styled digit is in every epoch, whatever the subset of MNIST
+            subset = torch.cat([subset, torch.arange(available, len(train_data))])
+    if config.outliers:
+        outliers = outlier_images(config.outliers, config.seed) if outliers is None else outliers[: config.outliers]
     memory_format = CNN_MEMORY_FORMAT if config.model == "cnn" else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     net = distributed.wrap(model, device)  # the model itself, or DDP around it: same parameters
-    total = config.total_steps(len(train_data), world.size)
-    per_epoch = config.steps_per_epoch(len(train_data), world.size)
+    total = config.total_steps(available, world.size)
+    per_epoch = config.steps_per_epoch(available, world.size)
     optimizer = make_optimizer(config, model)
     schedule = make_schedule(config, optimizer, total)
 
@@ -270,17 +314,31 @@ def train(
         for batch, (images, labels) in enumerate(batches(train_data, config.batch_size, generator, device, subset), 1):
             if len(labels) < world.size:
                 break  # a last batch too small to share out, dropped on every rank alike
+            digits = len(labels)
+            if config.outliers:  # non-digits ride along in the same forward pass, after the digits
+                pick = torch.randint(len(outliers), (math.ceil(OUTLIERS_PER_DIGIT * digits),), generator=generator)
+                images = torch.cat([images, outliers[pick].to(device)])
             x = images.unsqueeze(1).float() / 255  # (B, 1, 28, 28) in [0, 1]
             if config.augment:
                 x = augment(x, generator)  # the whole global batch on every rank: keeps the generators in step
-            mine = world.share(len(labels))  # this process's rows of the global batch (all of them in one process)
-            x = normalize(x[mine]).contiguous(memory_format=memory_format)
+            # This process's rows of the global batch (all of them in one process): its share of the digits
+            # and its share of the non-digits behind them.
+            mine, odd = world.share(digits), world.share(len(x) - digits)
+            x = torch.cat([x[mine], x[digits + odd.start : digits + odd.stop]])
+            x = normalize(x).contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                summed = F.cross_entropy(net(x), labels[mine], reduction="sum", label_smoothing=config.label_smoothing)
-            # This share's part of the global batch's mean loss, times the number of processes: DDP averages
-            # the processes' gradients, which then make the gradient of the global batch's mean loss (with
-            # one process: the mean itself).
-            loss = summed * world.size / len(labels)
+                logits = net(x)
+                own = mine.stop - mine.start
+                summed = F.cross_entropy(
+                    logits[:own], labels[mine], reduction="sum", label_smoothing=config.label_smoothing
+                )
+                # This share's part of the global batch's mean loss, times the number of processes: DDP
+                # averages the processes' gradients, which then make the gradient of the global batch's
+                # mean loss (with one process: the mean itself).
+                loss = summed * world.size / digits
+                if config.outliers:  # cross-entropy to the uniform distribution: no digit is likelier
+                    uniform = -logits[own:].float().log_softmax(dim=1).mean(dim=1).sum()
+                    loss = loss + config.outlier_weight * uniform * world.size / (len(images) - digits)
             optimizer.zero_grad(set_to_none=True)  # clears last step's gradients: backward() adds to .grad
             loss.backward()  # autograd fills each parameter's .grad (DDP: averaged over the processes)
             optimizer.step()
@@ -315,6 +373,18 @@ def config_parser() -> Any:
     parser = argparse.ArgumentParser(prog="python -m mnist_demo.train", description="Train a model on MNIST.")
     add_config_options(parser, TrainConfig)
     parser.add_argument("--out", help="write the trained model here (.safetensors, plus a .json beside it)")
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights instead of random ones (its model, size and crop must match)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=float,
+        default=1.0,
+        help="with --init: keep this share of the change from its weights, blending back the rest (WiSE-FT); "
+        "the test accuracy is measured after (default: %(default)s, all of it)",
+    )
     return parser
 
 
@@ -327,23 +397,40 @@ def launch_command(world: distributed.World, argv: list[str]) -> str:
     return f"torchrun --nnodes {nodes} --nproc_per_node {per_node} -m mnist_demo.train " + shlex.join(argv)
 
 
+def initial_model(config: TrainConfig, init: str | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The model to train (new, or a checkpoint's to continue from) and what to record about where it started."""
+    if not init:
+        return new_model(config), {}
+    checkpoint = load_checkpoint(init)
+    found, wanted = model_spec(checkpoint.model), (config.model, config.size or None, config.crop)
+    if found[0] != wanted[0] or found[2] != wanted[2] or (wanted[1] is not None and found[1] != wanted[1]):
+        raise ValueError(f"{init} holds a {found[0]} of size {found[1]}, crop {found[2]}; the config asks for {wanted}")
+    for p in checkpoint.model.parameters():
+        p.requires_grad_(True)
+    start = {k: checkpoint.metadata.get(k) for k in ("command", "test_accuracy", "train_seconds", "steps")}
+    return checkpoint.model, {"init": {"path": init, **start}}
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; under torchrun only rank 0 prints, evaluates and saves."""
     from tqdm import tqdm
 
     argv = sys.argv[1:] if argv is None else argv
     args = vars(config_parser().parse_args(argv))
-    out = args.pop("out")
+    out, init, keep = args.pop("out"), args.pop("init"), args.pop("keep")
     try:
         config = TrainConfig(**args)
         world = distributed.from_env()
-    except ValueError as err:
+        if not 0 < keep <= 1 or (keep < 1 and not init):
+            raise ValueError("--keep must lie in (0, 1], and below 1 only with --init")
+        model, started = initial_model(config, init)
+    except (ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    start_weights = copy.deepcopy(model) if keep < 1 else None
     device = pick_device(world.local_rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every batch has the same shape: time cuDNN's algorithms once
-    model = new_model(config)
     if world.is_main:
         processes = f", {world.size} processes" if world.size > 1 else ""
         print(f"training {config.model} on {device} ({torch.get_num_threads()} threads{processes}): {config}")
@@ -376,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not world.is_main:
         return 0
+    if start_weights is not None:
+        blend(model, start_weights, keep)
+        last = dataclasses.replace(last, test_accuracy=accuracy(model, load_mnist(train=False), device))
+        started["init"]["keep"] = keep
+        print(f"kept {keep:.0%} of the change from {init}: test accuracy {last.test_accuracy * 100:.2f}%")
     print(
         f"done: test accuracy {last.test_accuracy * 100:.2f}%, {last.train_seconds:.1f} s training, "
         f"{last.elapsed:.1f} s in all, {last.samples_per_s:,.0f} images/s"
@@ -391,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds=round(last.train_seconds, 2),
             steps=last.step,
             hardware={"device": str(device), "torch_threads": torch.get_num_threads(), "processes": world.size},
+            **started,
         )
         print(f"saved {out}")
     return 0

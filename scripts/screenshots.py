@@ -1,8 +1,9 @@
-"""Screenshots of the real app for the README: a digit and a number in the Draw tab, a finished run in the Train tab.
+"""Screenshots of the real app for the README: a digit and a number in the Draw tab, the digit on the map of
+digits, a finished run in the Train tab and its "watch it learn" section.
 
 Launches app.py's `demo` in this process, drives it in Debian's chromium with real mouse strokes on the
-stroke pad (the helpers of testkit/browser.py) and writes docs/draw.png, docs/draw-number.png and
-docs/train.png. Training needs MNIST (set MNIST_ROOT); about two minutes on 2 CPU cores.
+stroke pad (the helpers of testkit/browser.py) and writes docs/draw.png, docs/map.png, docs/draw-number.png,
+docs/train.png and docs/watch.png. Training needs MNIST (set MNIST_ROOT); about two minutes on 2 CPU cores.
 
     MNIST_ROOT=../shared/data python scripts/screenshots.py [--out docs]
 """
@@ -53,6 +54,11 @@ def draw_tab(page, out: Path) -> None:
     time.sleep(1)  # the explanation fades in
     page.screenshot(path=out / "draw.png")
     print(f"wrote {out / 'draw.png'}")
+    wait_for_text(page, "#map-sentence", r"sits")  # the drawing is on the map, with its neighbours
+    page.locator("#map-neighbours img").first.wait_for()
+    time.sleep(1)
+    page.locator("#map-of-digits").screenshot(path=out / "map.png")
+    print(f"wrote {out / 'map.png'}")
 
     pad.clear()
     wait_for_empty(page)
@@ -71,10 +77,13 @@ def train_tab(page, out: Path) -> None:
     wait_for_text(page, "#status", r"^done: ", timeout=TRAIN_WAIT_MS)
     wait_for_points(page, "#accuracy")  # a point per epoch
     page.locator("#mistakes img").first.wait_for()
-    wait_for_text(page, "#confusion", r"\b\d{3,4}\b")  # the counts, not only the header
+    page.locator("#confusion img").wait_for()  # the heatmap
+    wait_for_text(page, "#train-caption", rf"^After epoch {TRAINING['Epochs']} of")
     time.sleep(2)  # the gallery's images load one by one
     page.screenshot(path=out / "train.png", full_page=True)
     print(f"wrote {out / 'train.png'}")
+    page.locator("#watch-it-learn").screenshot(path=out / "watch.png")
+    print(f"wrote {out / 'watch.png'}")
 
 
 def main() -> int:

@@ -195,7 +195,7 @@ def test_training_streams_and_gives_the_visitor_a_model(handlers, trainer, mnist
     visitor = Visitor()
     visitor.drawings.add(sketchpad(draw("3")), 3)
     updates = list(trainer.train(*train_args(probe=0, epochs=2).values(), visitor))
-    losses, accuracies, status, _, probed, confusion, gallery, weights = updates[-1]
+    losses, accuracies, status, _, probed, confusion, gallery, weights = updates[-1][:8]
     assert status.startswith("done") and len(losses) >= 1
     # Whole epochs on the accuracy plot's axis, a point from the first epoch on, and room below it.
     rows = accuracies.value["data"]
@@ -208,8 +208,8 @@ def test_training_streams_and_gives_the_visitor_a_model(handlers, trainer, mnist
     assert len(pickers) == 2 and all(p.value == visitor.latest.key for p in pickers)
     assert visitor.latest.key in [value for _, value in pickers[-1].choices]
     assert sorted(probed) == list("0123456789")  # the watched drawing, read by the model in training
-    assert confusion.shape == (10, 11) and confusion.iloc[:, 1:].to_numpy().sum() == 10_000
-    assert len(gallery) > 0 and all(re.fullmatch(r"\d → \d", caption) for _, caption in gallery)
+    assert confusion.ndim == 3 and confusion.dtype == np.uint8  # the heatmap (tests/test_learning.py reads it)
+    assert len(gallery["value"]) > 0 and all(re.fullmatch(r"\d → \d", caption) for _, caption in gallery["value"])
     from mnist_demo.checkpoint import load_checkpoint
 
     assert load_checkpoint(weights["value"]).metadata["test_accuracy"] == visitor.latest.checkpoint.test_accuracy

@@ -251,3 +251,16 @@ def test_the_api_documents_all_three_forms():
     schema = DrawingValues().api_info()
     kinds = {next(iter(d.get("properties", {"path": 0}))) for d in schema["$defs"].values()}
     assert {"strokes", "background", "path"} <= kinds and len(schema["anyOf"]) == 3
+
+
+def test_the_pad_sends_the_page_the_settings_it_was_built_with():
+    """Gradio sends the page what `__init__`'s signature names: a bare (*args, **kwargs) sent nothing, and the
+    page's pad failed to start ("Cannot read properties of undefined (reading 'container')")."""
+    import gradio as gr
+
+    from ui.components import SafeSketchpad
+
+    pad = SafeSketchpad(canvas_size=(280, 280), type="numpy", layers=False, transforms=())
+    config, plain = pad.get_config(), gr.Sketchpad(canvas_size=(280, 280), type="numpy", layers=False).get_config()
+    assert config["canvas_size"] == [280, 280] and config["transforms"] == []
+    assert set(plain) <= set(config)

@@ -13,6 +13,7 @@ its weights differ by up to 0.10 and its test accuracy by -0.15 pp (bound: 1 pp)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -125,8 +126,7 @@ def config_of(args: list[str]) -> TrainConfig:
     from mnist_demo.train import config_parser
 
     options = vars(config_parser().parse_args(args))
-    options.pop("out")
-    return TrainConfig(**options)
+    return TrainConfig(**{f.name: options[f.name] for f in dataclasses.fields(TrainConfig)})  # not --out, --init
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mnist_demo.checkpoint import load_checkpoint
@@ -47,7 +48,11 @@ def test_report_counts_and_confusions(folder, cnn):
     result = evaluate_drawings(cnn, folder)
     json.dumps(result)  # JSON-able as it is
     assert result["n"] == 13
-    assert result["per_class"]["2"]["n"] == 5 and result["per_class"]["4"] == {"n": 0, "accuracy": None}
+    assert result["per_class"]["2"]["n"] == 5 and result["per_class"]["4"] == {
+        "n": 0,
+        "accuracy": None,
+        "declined": None,
+    }
     assert sum(c["n"] for c in result["per_class"].values()) == result["n"]
     confusion = np.array(result["confusion"])
     assert confusion.shape == (10, 10) and confusion.sum() == 13
@@ -99,3 +104,71 @@ def test_command_line(folder, capsys):
     assert main([str(WEIGHTS), "--drawings", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 13 and len(result["unreadable"]) == 5
+
+
+class Constant(torch.nn.Module):
+    """A 'model' whose logits are fixed: probabilities 0.91 for `digit` and 0.01 each for the rest, or all equal."""
+
+    def __init__(self, digit: int | None):
+        super().__init__()
+        p = (
+            torch.full((10,), 0.1)
+            if digit is None
+            else torch.full((10,), 0.01).index_fill(0, torch.tensor(digit), 0.91)
+        )
+        self.register_buffer("logits", p.log())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), 10)
+
+
+@pytest.fixture
+def with_none(tmp_path: Path) -> Path:
+    """Two 7s and three non-digits in `none`."""
+    for name in "7", "none":
+        (tmp_path / name).mkdir()
+    draw("7").save(tmp_path / "7" / "a.png")
+    draw("7", size=(400, 400)).save(tmp_path / "7" / "b.png")
+    for i, text in enumerate(["0", "00", "8"]):  # any ink will do: the constant models never look at it
+        draw(text).save(tmp_path / "none" / f"{i}.png")
+    return tmp_path
+
+
+def test_none_folder_reports_declined_shares_and_keeps_accuracy_for_digits(with_none):
+    sure = evaluate_drawings(Constant(7), with_none, decline_below=0.5)  # 0.91 >= 0.5: nothing declined
+    assert sure["n"] == 2 and sure["accuracy"] == 1.0 and sure["declined"] == 0.0
+    assert sure["per_class"]["none"] == {"n": 3, "declined": 0.0}
+    assert sure["per_class"]["7"]["declined"] == 0.0 and sure["per_class"]["3"]["declined"] is None
+    assert sum(c["n"] for d, c in sure["per_class"].items() if d != "none") == sure["n"]
+    assert len(sure["not_declined"]) == 3 and {w["read_as"] for w in sure["not_declined"]} == {7}
+
+    doubtful = evaluate_drawings(Constant(None), with_none, decline_below=0.5)  # 0.1 < 0.5: all declined
+    assert doubtful["declined"] == 1.0 and doubtful["per_class"]["none"] == {"n": 3, "declined": 1.0}
+    assert doubtful["accuracy"] == 0.0  # argmax of equal logits is 0: read wrong, declined or not
+    assert doubtful["not_declined"] == []
+
+    unset = evaluate_drawings(Constant(None), with_none)  # no threshold: nothing is declined
+    assert unset["declined"] == 0.0 and unset["per_class"]["none"]["declined"] == 0.0
+    assert "declined as not a digit" in format_drawings_report(doubtful)
+    assert "declined as not a digit" not in format_drawings_report(unset)
+
+
+def test_a_folder_of_non_digits_alone_is_enough(tmp_path):
+    (tmp_path / "none").mkdir()
+    draw("4").save(tmp_path / "none" / "x.png")
+    result = evaluate_drawings(Constant(3), tmp_path, decline_below=0.95)
+    assert result["n"] == 0 and result["accuracy"] is None and result["declined"] is None
+    assert result["per_class"]["none"] == {"n": 1, "declined": 1.0}
+
+
+def test_command_line_uses_the_checkpoints_threshold(with_none, tmp_path, capsys):
+    from mnist_demo.checkpoint import save_checkpoint
+    from mnist_demo.evaluate import main
+
+    checkpoint = load_checkpoint(WEIGHTS)
+    path = save_checkpoint(
+        tmp_path / "strict.safetensors", checkpoint.model, **{**checkpoint.metadata, "decline_below": 0.999999}
+    )
+    assert main([str(path), "--drawings", str(with_none), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["decline_below"] == 0.999999 and result["per_class"]["none"]["declined"] == 1.0

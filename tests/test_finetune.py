@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from mnist_demo import finetune as finetune_module
 from mnist_demo.checkpoint import checkpoint_bytes, load_checkpoint
 from mnist_demo.data import Split, normalize
 from mnist_demo.finetune import (
+    MLP_CONFIG,
     FinetuneConfig,
     FinetuneResult,
     blend,
+    config_for,
     finetune,
     hold_out,
     mixed_split,
+    trained_outliers,
     trained_smoothing,
 )
 from mnist_demo.inference import prepare
@@ -163,6 +167,48 @@ def test_streams_progress_then_a_frozen_result_and_leaves_the_original_alone(sma
     list(finetune(original, small_set, FAST, fake_mnist, fake_mnist))
     assert all(torch.equal(v, weights[k]) for k, v in original.state_dict().items())
     assert not original.training and not any(p.requires_grad for p in original.parameters())
+
+
+def test_each_kind_of_model_gets_its_own_fine_tuning():
+    assert config_for(build_model("cnn", 4)) == FinetuneConfig()
+    assert config_for(build_model("mlp", 28)) == MLP_CONFIG != FinetuneConfig()
+    assert not MLP_CONFIG.augment  # an MLP reads pixels: shifted copies are other drawings to it
+    guide = load_checkpoint(checkpoint_bytes(build_model("mlp", 28), config={"lr": 0.01})[0])
+    wide = load_checkpoint(checkpoint_bytes(build_model("mlp", 32), config={"lr": 0.002})[0])
+    odd = load_checkpoint(checkpoint_bytes(build_model("mlp", 32), config={"lr": "fast"})[0])
+    assert config_for(guide).lr == pytest.approx(1e-3) and config_for(wide).lr == pytest.approx(3e-4)
+    assert config_for(odd) == MLP_CONFIG
+
+
+def test_outlier_exposure_follows_the_checkpoint_unless_it_talks_nonsense():
+    assert trained_outliers({"config": {"outliers": 4000, "outlier_weight": 0.5}}) == 0.5
+    for metadata in (
+        {},
+        {"config": {"outliers": 0, "outlier_weight": 0.5}},
+        {"config": {"outliers": 4000}},
+        {"config": {"outliers": "4000", "outlier_weight": 0.5}},
+        {"config": {"outliers": 4000, "outlier_weight": True}},
+        {"config": {"outliers": 4000, "outlier_weight": -1}},
+    ):
+        assert trained_outliers(metadata) == 0.0, metadata
+
+
+def test_a_model_that_learned_non_digits_keeps_seeing_them(small_set, fake_mnist, monkeypatch):
+    pool = fake_mnist.images[:32]
+    asked = []
+    monkeypatch.setattr(finetune_module, "replay_outliers", lambda: asked.append(1) or pool)
+    model = build_model("mlp", 8)
+    with_oe = load_checkpoint(checkpoint_bytes(model, config={"outliers": 100, "outlier_weight": 0.5})[0])
+    without = load_checkpoint(checkpoint_bytes(model, config={"outliers": 0})[0])
+    for source, calls in ((without, 0), (with_oe, 1)):
+        *_, result = finetune(source, small_set, FAST, fake_mnist, fake_mnist)
+        assert isinstance(result, FinetuneResult) and len(asked) == calls
+
+
+def test_the_threshold_travels_with_the_fine_tuned_model(small_set, fake_mnist):
+    source = load_checkpoint(checkpoint_bytes(build_model("mlp", 8), decline_below=0.42)[0])
+    *_, result = finetune(source, small_set, FAST, fake_mnist, fake_mnist)
+    assert result.checkpoint.metadata["decline_below"] == 0.42
 
 
 @pytest.mark.slow

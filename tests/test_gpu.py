@@ -201,3 +201,21 @@ def test_torchrun_on_one_gpu_uses_nccl_and_ddp(tmp_path, mnist_train):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     checkpoint = load_checkpoint(out)
     assert checkpoint.metadata["hardware"]["device"] == "cuda:0" and checkpoint.test_accuracy > 0.8
+
+
+@gpu_test
+@pytest.mark.mnist
+def test_a_run_on_the_gpu_maps_each_epoch_and_hands_back_cpu_frames(mnist_train, mnist_test):
+    """The stream a ZeroGPU worker runs: frames computed where the model is, handed back as CPU arrays, and
+    the accuracy over all 10,000 test digits (the map's 2,000 measured in the pass that maps them)."""
+    from mnist_demo.metrics import accuracy
+    from mnist_demo.runs import train_stream
+
+    updates = list(train_stream(dataclasses.replace(SMALL, epochs=2), mnist_test.images[0].numpy(), "cuda"))
+    frames = [u.frame for u in updates if u.frame is not None]
+    assert [f.epoch for f in frames] == [0, 1, 2]
+    assert all(isinstance(f.points, type(f.first_layer)) and f.points.shape == (2000, 2) for f in frames)
+    model = [u.checkpoint for u in updates if u.checkpoint is not None][-1]
+    assert (
+        not cuda_tensors(model.model) and abs(accuracy(model.model, mnist_test) - model.test_accuracy) < 5e-4
+    )  # a few digits may tip

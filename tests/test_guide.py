@@ -20,3 +20,25 @@ def test_the_guide_names_no_repository_files():
     text = guide_markdown()
     paths = re.findall(r"\b[\w./-]+\.(?:md|py|sh|safetensors|json)\b|\b(?:weights|tests|bench|scripts|docs)/", text)
     assert not paths, paths
+
+
+def test_every_link_to_another_tab_leads_to_a_section_of_that_tab():
+    """The guide's links (`#train:watch-it-learn`) name a tab of the app and an element id inside it."""
+    import gradio as gr
+
+    from app import build_demo
+
+    demo = build_demo()
+    tabs = {block.label.lower(): block for block in demo.blocks.values() if isinstance(block, gr.Tab)}
+
+    def ids(block) -> set[str]:
+        inside = {block.elem_id} if block.elem_id else set()
+        for child in getattr(block, "children", []):
+            inside |= ids(child)
+        return inside
+
+    links = re.findall(r"\]\(#([\w-]+):([\w-]+)\)", guide_markdown())
+    assert {anchor for _, anchor in links} >= {"map-of-digits", "watch-it-learn", "confusion-heatmap"}
+    for tab, anchor in links:
+        assert tab.replace("-", " ") in tabs, tab
+        assert anchor in ids(tabs[tab.replace("-", " ")]), (tab, anchor)

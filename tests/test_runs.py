@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mnist_demo.finetune import FinetuneConfig
+from mnist_demo.metrics import accuracy
 from mnist_demo.personal import PersonalSet
 from mnist_demo.runs import accuracy_range, accuracy_table, describe, finetune_stream, loss_table, train_stream
 from mnist_demo.train import TrainConfig
@@ -35,6 +36,23 @@ def test_train_stream_hands_each_epochs_model_back_and_ends_with_results(mnist_t
     assert all(u.probe is not None and abs(sum(u.probe.values()) - 1) < 1e-5 for u in updates)
     assert list(updates[-1].accuracies["epoch"]) == ["1", "2"]
     assert updates[-1].losses["step"].is_monotonic_increasing
+    # The map before the first step, then with each epoch's model; accuracy still over all 10,000 digits.
+    frames = [u.frame for u in updates if u.frame is not None]
+    assert [f.epoch for f in frames] == [0, 1, 2] and updates[0].frame is frames[0] and updates[0].checkpoint is None
+    assert [u.frame for u in updates if u.checkpoint is not None] == frames[1:]
+    assert all(abs(accuracy(m.model, mnist_test) - m.test_accuracy) < 1e-6 for m in models)
+    assert [f.test_accuracy for f in frames[1:]] == [m.test_accuracy for m in models]
+    assert np.array_equal(
+        np.bincount(updates[-1].results.predictions, minlength=10), updates[-1].results.confusion.sum(0)
+    )
+
+
+@pytest.mark.mnist
+def test_train_stream_without_the_map_has_no_frames(mnist_train, mnist_test):
+    config = TrainConfig(model="mlp", size=8, epochs=1, batch_size=64, train_size=320, log_every=2)
+    updates = list(train_stream(config, watch=False))
+    assert all(u.frame is None for u in updates) and updates[0].losses.shape[0] >= 1
+    assert updates[-1].status.startswith("done")
 
 
 def test_finetune_stream_refuses_an_empty_set_before_its_first_update(models):

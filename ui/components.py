@@ -11,6 +11,7 @@ image file or strokes, `{"strokes": [[[x, y], ...], ...]}`, besides.
 
 from __future__ import annotations
 
+import inspect
 from io import BytesIO
 from typing import Any, Union
 
@@ -83,6 +84,10 @@ class SafeSketchpad(gr.Sketchpad):
         super().__init__(*args, **kwargs)
         canvas = self.canvas_size or (MAX_SIDE, MAX_SIDE)
         self.blob_storage = BlobStore(max_blob_bytes(canvas))  # Gradio's is a dict without bounds
+
+    # Gradio sends the page the attributes named in the signature of `__init__` (Block.get_config): with a
+    # bare (*args, **kwargs) the page got no props at all and the pad failed to start.
+    __init__.__signature__ = inspect.signature(gr.Sketchpad.__init__)
 
     def get_block_name(self) -> str:  # the front end of every Sketchpad is the ImageEditor's
         return "imageeditor"

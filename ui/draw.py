@@ -22,9 +22,11 @@ from pathlib import Path
 import gradio as gr
 
 from mnist_demo.inference import Reading, read_drawing, read_strokes, saliency
+from mnist_demo.reject import decline_threshold
 from mnist_demo.render import heatmap, side_by_side
 from mnist_demo.session import Visitor
 from mnist_demo.strokes import BRUSH, check_strokes
+from ui.atlas import MapSection, build_map_section
 from ui.common import DEFAULT_MODEL, DIGITS, DRAW_CONCURRENCY, QUIET, Models, Page
 from ui.components import DrawingValues
 from ui.gate import Busy, Gate
@@ -113,6 +115,7 @@ class DrawTab:
     truth: gr.Dropdown
     add: gr.Button
     score: gr.Markdown
+    map: MapSection  # the map of digits under the pad
 
 
 def drawing_of(value: object) -> dict | list:
@@ -135,13 +138,15 @@ class DrawHandlers:
         self.gate = gate or Gate(DRAW_CONCURRENCY, DRAW_WAITING, PER_VISITOR)
 
     def reading(self, value, key: str, visitor: Visitor | None) -> Reading | None:
-        """The drawing read by the picked model; None when nothing is drawn; gr.Error for what cannot be read."""
-        model = self.models.pick(key, visitor).model
+        """The drawing read by the picked model (declining what is no digit at the checkpoint's threshold); None
+        when nothing is drawn; gr.Error for what cannot be read."""
+        checkpoint = self.models.pick(key, visitor)
+        decline_below = decline_threshold(checkpoint.metadata)
         try:
             drawing = drawing_of(value)
             if isinstance(drawing, list):
-                return read_strokes(model, drawing)
-            return read_drawing(model, drawing)
+                return read_strokes(checkpoint.model, drawing, decline_below)
+            return read_drawing(checkpoint.model, drawing, decline_below)
         except ValueError as err:
             raise gr.Error(str(err)) from None
 
@@ -170,7 +175,9 @@ class DrawHandlers:
         except gr.Error:  # the model went away since the reading: nothing to explain
             return None, None
         why = side_by_side([heatmap(d.sketch.image, saliency(model, d.sketch, d.digit)) for d in reading.digits])
-        guess = str(reading.digits[0].digit) if len(reading.digits) == 1 else None
+        # Offered as the truth to correct: the digit read, unless it is no digit at all (then the visitor says).
+        one = reading.digits[0] if len(reading.digits) == 1 else None
+        guess = str(one.digit) if one is not None and not one.declined else None
         return why, guess
 
     def explain(self, value, key: str, visitor: Visitor | None):
@@ -242,6 +249,7 @@ def build_draw_tab(page: Page) -> DrawTab:
             truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1, min_width=90)
             add = gr.Button("Add to my drawings", elem_id="add", scale=2)
         score = gr.Markdown(HINT, elem_id="score")
+        atlas = build_map_section(page, reading, picker, truth)
         examples = example_strip(EXAMPLES)
         # /predict's input and output: never shown, never changed by the page (it draws on the pad).
         api_drawing = DrawingValues(visible=False, label="Drawing", elem_id="api-drawing")
@@ -250,14 +258,16 @@ def build_draw_tab(page: Page) -> DrawTab:
     # Every stroke (and a change of model) reads the drawing, then explains that same reading; bursts
     # collapse to the last. A clicked example goes on the pad, whose change reads it.
     for trigger in (pad.change, picker.change):
-        trigger(
+        read = trigger(
             h.read_gated,
             [pad, picker, visitor],
             [panel, reading],
             trigger_mode="always_last",
             queue=False,
             **QUIET,
-        ).then(h.why_gated, [reading, picker, visitor], [why, truth], queue=False, **QUIET)
+        )
+        read.then(h.why_gated, [reading, picker, visitor], [why, truth], queue=False, **QUIET)
+        atlas.follow(read)
     examples.select(h.example, None, pad, queue=False, **QUIET)
     api_drawing.change(
         h.predict_gated,
@@ -268,4 +278,4 @@ def build_draw_tab(page: Page) -> DrawTab:
         concurrency_limit=DRAW_CONCURRENCY,
         concurrency_id="draw",
     )
-    return DrawTab(pad=pad, panel=panel, picker=picker, truth=truth, add=add, score=score)
+    return DrawTab(pad=pad, panel=panel, picker=picker, truth=truth, add=add, score=score, map=atlas)

@@ -18,7 +18,7 @@ import gradio as gr
 from mnist_demo import zerogpu
 from mnist_demo.checkpoint import Checkpoint, model_spec
 from mnist_demo.data import MNISTNotFoundError
-from mnist_demo.finetune import FinetuneConfig
+from mnist_demo.finetune import config_for
 from mnist_demo.inference import MAX_DIGITS, with_article
 from mnist_demo.personal import PersonalSet
 from mnist_demo.runs import RunUpdate, finetune_stream
@@ -43,11 +43,15 @@ class DrawingsTab:
     gallery: gr.Gallery  # changes whenever the drawings (or the model reading them) change
 
 
-@zerogpu.gpu(lambda source, drawings, name: zerogpu.finetune_seconds(FinetuneConfig(), *model_spec(source.model)))
+def finetune_seconds(source: Checkpoint) -> float:
+    """The GPU time a fine-tuning run of `source` asks for."""
+    return zerogpu.finetune_seconds(config_for(source), *model_spec(source.model))
+
+
+@zerogpu.gpu(lambda source, drawings, name: finetune_seconds(source))
 def finetune_where_the_gpu_is(source: Checkpoint, drawings: PersonalSet, name: str) -> Iterator[RunUpdate]:
     """A fine-tuning run on the best device here; on ZeroGPU in a forked worker (see ui/train.py's twin)."""
-    config = FinetuneConfig()
-    seconds = zerogpu.finetune_seconds(config, *model_spec(source.model))
+    config, seconds = config_for(source), finetune_seconds(source)
     try:
         yield from zerogpu.within_request(seconds, finetune_stream(source, drawings, name, config, pick_device()))
     except (ValueError, MNISTNotFoundError) as err:

@@ -1,5 +1,8 @@
 """The models in the page: which versions the server holds for it, and the gr.HTML that fetches and runs them.
 
+The component also reads the stroke pad's strokes in the page while the pen moves (mnist_demo/web/read.js,
+verdict.js and live.js; `window.mnistDemo.read(strokes)`), with the constants in PAGE_READING.
+
 How weights travel: an event names the model the page should run by setting this component's value to
 a small reference (`PageModels.publish` returns it: hash, kind, size, as JSON); the page then asks for
 the weights with the component's server function, `server.page_weights(hash)`, which answers with
@@ -8,6 +11,7 @@ hash (mnist_demo/web/page_model.js). A model published again unchanged keeps its
 fetches each version once; an epoch's new weights are a new hash.
 
     python -m pytest -q tests/test_page_model.py      # the page against torch, in chromium
+    python -m pytest -q tests/test_page_reading.py    # the page's reading against mnist_demo's
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ from __future__ import annotations
 import json
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
+import torch
 from torch import nn
 
-from mnist_demo.webmodel import HASH_CHARS, PageModel, page_model
+from mnist_demo.data import normalize
+from mnist_demo.inference import MAX_DIGITS, NUMBER_ALTERNATIVES, UNSURE_BELOW
+from mnist_demo.session import Visitor, is_own
+from mnist_demo.strokes import PAGE_CONSTANTS
+from mnist_demo.webmodel import HASH_CHARS, PageModel, PageModelError, page_model
+from ui.common import Models
 
 WEB = Path(__file__).resolve().parents[1] / "mnist_demo" / "web"
 # What the server keeps for pages to fetch, all visitors together: 64 MB of float32, about 150 CNNs of
@@ -29,6 +40,18 @@ WEB = Path(__file__).resolve().parents[1] / "mnist_demo" / "web"
 # page asking for a dropped one gets nothing and falls back to the server's reading.
 MAX_KEPT_FLOATS = 16 * 1024 * 1024
 _HASH = re.compile(f"[0-9a-f]{{{HASH_CHARS}}}")
+# Everything the page needs to read strokes as the server does (the component's `constants` prop): the
+# stroke pad's rules, the network's input for each uint8 pixel exactly as `normalize` makes it (float32),
+# and the words' thresholds. The page types none of these numbers itself.
+PAGE_READING = {
+    **PAGE_CONSTANTS,
+    "input_values": normalize(torch.arange(256, dtype=torch.uint8)[None]).reshape(256).tolist(),
+    "unsure_below": UNSURE_BELOW,
+    "max_digits": MAX_DIGITS,
+    "number_alternatives": NUMBER_ALTERNATIVES,
+}
+SCRIPTS = ("net.js", "read.js", "verdict.js", "live.js")  # in the page's head, in this order
+START = "\nMnistLive.start(props.constants, window.mnistDemo.models);\n"  # after page_model.js
 
 
 class PageModels:
@@ -39,20 +62,36 @@ class PageModels:
         self._lock = threading.Lock()
         self._kept: OrderedDict[str, PageModel] = OrderedDict()
         self._pinned: set[str] = set()
+        # Each model object's hash, so that publishing it again costs nothing: the app's models are frozen
+        # copies (a checkpoint per epoch, per fine-tuning, per file), never changed once published.
+        self._published: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+        self.conversions = 0  # models converted to the page's format so far (the tests count them)
 
     def publish(self, model: nn.Module, pin: bool = False) -> str:
         """Make `model` fetchable by the page; the component value that names it (pass it to the gr.HTML).
 
-        `pin` keeps it whatever comes later (the shipped models). Raises `webmodel.PageModelError` for a
-        model too big for the page: the caller then leaves the page without one (the server reads).
+        `pin` keeps it whatever comes later (the shipped models). A model published before and still kept
+        is not converted again, so `model` must not change once published. Raises
+        `webmodel.PageModelError` for a model too big for the page: the caller then leaves the page
+        without one (the server reads).
         """
-        page = page_model(model)
         with self._lock:
+            known = self._published.get(model)
+            if known in self._kept:
+                return self._keep(self._kept[known], pin)
+        page = page_model(model)  # outside the lock: a few ms for a CNN, more for a wide MLP
+        with self._lock:
+            self.conversions += 1
+            self._published[model] = page.hash
             self._kept[page.hash] = page
-            self._kept.move_to_end(page.hash)
-            if pin:
-                self._pinned.add(page.hash)
-            self._trim()
+            return self._keep(page, pin)
+
+    def _keep(self, page: PageModel, pin: bool) -> str:
+        """Mark `page` as the most recently used (and pinned), trim the rest; its reference. Under the lock."""
+        self._kept.move_to_end(page.hash)
+        if pin:
+            self._pinned.add(page.hash)
+        self._trim()
         return reference(page)
 
     def payload(self, key: object) -> dict | None:
@@ -69,8 +108,13 @@ class PageModels:
     def __len__(self) -> int:
         return len(self._kept)
 
+    @property
+    def floats(self) -> int:
+        """The weights kept, all models together."""
+        return sum(p.weights.size for p in list(self._kept.values()))
+
     def _trim(self) -> None:
-        total = sum(p.weights.size for p in self._kept.values())
+        total = self.floats
         for key in list(self._kept):
             if total <= self.max_floats:
                 break
@@ -83,11 +127,30 @@ def reference(page: PageModel) -> str:
     return json.dumps({k: page.header[k] for k in ("hash", "kind", "size", "crop")})
 
 
-def page_model_html(models: PageModels, value: str | None = None, **kwargs) -> gr.HTML:
-    """A gr.HTML holding the page's copy of the model named by its value (see the module docstring).
+def page_reference(registry: PageModels, models: Models, key: object, visitor: Visitor | None) -> str | None:
+    """The page-model component's value for the model a picker value names; None when the page cannot run it.
 
-    Its value is what `PageModels.publish` returned (or None: no model in the page); make it an
-    event's output to switch models. It renders nothing; the page reads `window.mnistDemo.models`.
+    For every event that changes the model the Draw tab reads with: a picker change, each epoch of a
+    training run, a fine-tuning, a loaded file. Each model is converted and sent once (`publish` keeps
+    it by object and by hash); the shipped ones are pinned. None (no model in the page: the server's
+    reading is all there is) for a model too big for the page or a key that names no model.
+    """
+    try:
+        checkpoint = models.pick(key, visitor)
+    except gr.Error:  # the Draw tab's own reading says what is wrong with the key
+        return None
+    try:
+        return registry.publish(checkpoint.model, pin=not is_own(key))
+    except PageModelError:
+        return None
+
+
+def page_model_html(models: PageModels, value: str | None = None, **kwargs) -> gr.HTML:
+    """A gr.HTML holding the page's copy of the model named by its value, and the page's live reading.
+
+    Its value is what `PageModels.publish` (or `page_reference`) returned, or None: no model in the
+    page; make it an event's output to switch models. It renders nothing; the page reads
+    `window.mnistDemo.models` and offers `window.mnistDemo.read` (mnist_demo/web/live.js).
     """
 
     def page_weights(key: object) -> dict | None:  # called by the page as server.page_weights(hash)
@@ -96,8 +159,9 @@ def page_model_html(models: PageModels, value: str | None = None, **kwargs) -> g
     return gr.HTML(
         value=value,
         html_template="",
-        head=f"<script>{(WEB / 'net.js').read_text()}</script>",
-        js_on_load=(WEB / "page_model.js").read_text(),
+        head="".join(f"<script>{(WEB / name).read_text()}</script>" for name in SCRIPTS),
+        js_on_load=(WEB / "page_model.js").read_text() + START,
         server_functions=[page_weights],
+        constants=PAGE_READING,  # props.constants in live.js
         **kwargs,
     )

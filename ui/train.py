@@ -1,7 +1,8 @@
 """The Train tab: train the guide's MLP or the CNN with your settings, watch it learn, stop, download, load.
 
 The run streams from `mnist_demo.runs.train_stream`; each epoch's model joins the visitor's models (one
-entry per run, replaced epoch by epoch) and becomes the picked one in the Draw tab.
+entry per run, replaced epoch by epoch) and becomes the picked one in the Draw tab. Its maps, first
+layers and confusion heatmap show in the "watch it learn" section (ui/learning.py).
 
     python -m pytest tests/test_app.py -k train
 """
@@ -13,35 +14,38 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 
 from mnist_demo import limits, zerogpu
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mnist_demo.data import MNISTNotFoundError, mnist_available, mnist_root, raw_dir
 from mnist_demo.inference import prepare, with_article
+from mnist_demo.learning import Watch
 from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import gallery_tile
 from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunUpdate, accuracy_range, train_stream
 from mnist_demo.session import Run, Visitor
 from mnist_demo.train import TrainConfig, pick_device
-from ui.common import DIGITS, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked, weights_file
+from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked, weights_file
 from ui.draw import DrawTab
 from ui.drawings import DrawingsTab
+from ui.learning import MISTAKES_LABEL, LearningHandlers, build_learning_section
 
-CONFUSION_CORNER = "true \\ said"
 SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
 DEFAULT_SIZE = {"cnn": limits.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 NO_PROBE = ("none", -1)  # the probe picker's value when no drawing is watched
 
 
-@zerogpu.gpu(lambda config, probe: zerogpu.train_seconds(config))
-def train_where_the_gpu_is(config: TrainConfig, probe: np.ndarray | None) -> Iterator[RunUpdate]:
+@zerogpu.gpu(lambda config, probe, mine=None: zerogpu.train_seconds(config))
+def train_where_the_gpu_is(
+    config: TrainConfig, probe: np.ndarray | None, mine: tuple[np.ndarray, np.ndarray] | None = None
+) -> Iterator[RunUpdate]:
     """A training run on the best device here. On a ZeroGPU Space this runs in a forked worker with a GPU
     attached, so it changes nothing it is given: it yields updates whose models are on the CPU, for the
     handler to adopt, and raises only gr.Error (anything else reaches the visitor as a bare worker error)."""
     try:
-        yield from zerogpu.within_request(zerogpu.train_seconds(config), train_stream(config, probe, pick_device()))
+        stream = train_stream(config, probe, pick_device(), mine)
+        yield from zerogpu.within_request(zerogpu.train_seconds(config), stream)
     except MNISTNotFoundError as err:
         raise gr.Error(str(err)) from None
 
@@ -52,8 +56,11 @@ class TrainHandlers:
     def __init__(self, models: Models):
         self.models = models
 
-    def train(self, model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor):
-        """Train a model with these settings, streaming the loss curve and status; it becomes the picked model."""
+    def train(
+        self, model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor, watch=None
+    ):
+        """Train a model with these settings, streaming the loss curve and status; it becomes the picked model.
+        `watch` (a `learning.Watch`) turns the run's maps into pictures."""
         try:
             config = limits.app_config(
                 model=model_name,
@@ -70,9 +77,13 @@ class TrainHandlers:
             raise gr.Error(f"Cannot train with these settings: {err}") from None
         entries = visitor.drawings.entries
         watched = entries[int(probe)].image if probe is not None and 0 <= int(probe) < len(entries) else None
+        mine = visitor.drawings.as_split() if len(visitor.drawings) else None
+        mine = (mine.images.numpy(), mine.labels.numpy()) if mine else None
+        watch = watch if watch is not None else Watch()
+        watch.start(config.epochs, watched, config.crop, mine[1] if mine else None)
         visitor.run = run = Run()
         try:
-            for update in tracked(train_where_the_gpu_is(config, watched)):
+            for update in tracked(train_where_the_gpu_is(config, watched, mine)):
                 if visitor.run is not run:  # stopped: this run adopts nothing more
                     return
                 picker = gr.skip()
@@ -80,10 +91,13 @@ class TrainHandlers:
                     run.model_key = visitor.adopt(update.checkpoint, update.origin, replace=run.model_key)
                     run.epochs += 1
                     picker = self.models.picker(visitor, run.model_key)
-                results = [gr.skip()] * 3 if update.results is None else self.finished(update.results, visitor, run)
+                results = (
+                    [gr.skip()] * 3 if update.results is None else self.finished(update.results, visitor, run, watch)
+                )
                 probed = gr.skip() if update.probe is None else update.probe
                 accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
-                yield update.losses, accuracy, update.status, picker, probed, *results
+                frames = LearningHandlers.frame_outputs(watch, update)
+                yield update.losses, accuracy, update.status, picker, probed, *results, *frames
         except Exception:  # not GeneratorExit: a stopped run stays for Stop to report
             if visitor.run is run:
                 visitor.run = None
@@ -92,13 +106,12 @@ class TrainHandlers:
             visitor.run = None  # finished
 
     @staticmethod
-    def finished(results: Results, visitor: Visitor, run: Run) -> list:
-        """The confusion matrix, the gallery of mistakes and the weights file of a finished run."""
-        confusion = pd.DataFrame(results.confusion, columns=DIGITS)
-        confusion.insert(0, CONFUSION_CORNER, DIGITS)
-        gallery = [(gallery_tile(image), caption) for image, caption in results.mistakes]
+    def finished(results: Results, visitor: Visitor, run: Run, watch: Watch) -> list:
+        """The confusion heatmap, the gallery of mistakes and the weights file of a finished run."""
+        tiles = [(gallery_tile(image), caption) for image, caption in results.mistakes]
+        gallery = gr.update(value=tiles, label=MISTAKES_LABEL)  # a clicked heatmap cell had renamed it
         own = visitor.model(run.model_key)
-        return [confusion, gallery, gr.update(value=weights_file(own.checkpoint, own.key), visible=True)]
+        return [watch.finish(results), gallery, gr.update(value=weights_file(own.checkpoint, own.key), visible=True)]
 
     @staticmethod
     def stopped(visitor: Visitor):
@@ -192,13 +205,9 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
                         probed = gr.Label(num_top_classes=3, label="What the model in training reads", elem_id="probe")
                 download = gr.File(label="Your model: safetensors, metadata inside", visible=False, elem_id="download")
                 upload = gr.UploadButton("Load a model (.safetensors)", file_types=[".safetensors"], size="sm")
-        confusion = gr.Dataframe(
-            pd.DataFrame(columns=[CONFUSION_CORNER, *DIGITS]),
-            label="Confusion matrix on the 10,000 test digits (row: true digit, column: what the model said)",
-            elem_id="confusion",
-        )
+        learning = build_learning_section(page)
         mistakes = gr.Gallery(
-            label="Test digits it got wrong (true → said)",
+            label=MISTAKES_LABEL,
             columns=8,
             height="auto",
             object_fit="contain",
@@ -208,8 +217,8 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     settings = [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor]
     run = train.click(
         h.train,
-        settings,
-        [losses, accuracies, status, draw.picker, probed, confusion, mistakes, download],
+        [*settings, learning.watch],
+        [losses, accuracies, status, draw.picker, probed, learning.heatmap, mistakes, download, *learning.outputs],
         api_name="train",
         show_progress="hidden",
         concurrency_limit=TRAIN_CONCURRENCY,
@@ -217,6 +226,7 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     )
     # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
     stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)
+    learning.connect(mistakes)
     upload.upload(h.upload, [upload, visitor], [status, draw.picker], **QUIET)
     drawings.gallery.change(h.probes, visitor, probe, **QUIET)
     model_name.change(h.size_slider, model_name, size, **QUIET)

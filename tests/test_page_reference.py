@@ -1,0 +1,86 @@
+"""The weights follow the model: `ui.page_model.page_reference` for each event that changes the Draw tab's model.
+
+As the app's handlers will call it: a picker value and the visitor in, the page-model component's value
+out (or None: the server reads). Each model is converted once, a training run's new epoch is a new
+version, what the server keeps stays bounded, and a model the page cannot run leaves the page without one.
+
+    python -m pytest -q tests/test_page_reference.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pytest
+
+from mnist_demo import webmodel
+from mnist_demo.checkpoint import Checkpoint
+from mnist_demo.session import Visitor
+from testkit.models import random_model
+from ui.common import Models
+from ui.page_model import PAGE_READING, PageModels, page_model_html, page_reference
+
+
+def own(seed: int, kind: str = "cnn", size: int = 4) -> Checkpoint:
+    return Checkpoint(random_model(kind, size, seed=seed), {"model": kind})
+
+
+def test_a_picked_model_is_converted_once_and_named_by_its_hash(models: Models):
+    registry = PageModels()
+    ref = page_reference(registry, models, "cnn", None)
+    assert json.loads(ref)["kind"] == "cnn"
+    assert registry.payload(json.loads(ref)["hash"])["header"]["kind"] == "cnn"
+    assert page_reference(registry, models, "cnn", Visitor()) == ref  # picked again: the same version
+    assert page_reference(registry, models, "mlp", None) != ref
+    assert registry.conversions == 2
+
+
+def test_each_epoch_of_a_run_is_a_new_version_of_the_visitors_model(models: Models):
+    registry, visitor = PageModels(), Visitor()
+    key = visitor.adopt(own(1), "trained: epoch 1")
+    first = page_reference(registry, models, key, visitor)
+    assert visitor.adopt(own(2), "trained: epoch 2", replace=key) == key  # the run's entry, replaced
+    second = page_reference(registry, models, key, visitor)
+    assert json.loads(first)["hash"] != json.loads(second)["hash"]
+    assert page_reference(registry, models, "yours", visitor) == second  # the newest, by its other name
+    assert registry.conversions == 2
+    assert registry.payload(json.loads(first)["hash"]) is not None  # an earlier epoch stays fetchable a while
+
+
+def test_what_the_server_keeps_is_bounded_and_the_shipped_models_stay(models: Models):
+    registry, visitor = PageModels(max_floats=300_000), Visitor()  # room for the shipped CNN and few more
+    shipped = json.loads(page_reference(registry, models, "cnn", None))["hash"]
+    for seed in range(12):
+        key = visitor.adopt(own(seed, size=16), f"run {seed}")
+        page_reference(registry, models, key, visitor)
+    assert registry.floats <= 300_000
+    assert registry.payload(shipped) is not None
+    # A dropped model picked again is converted again, not named by a hash the server no longer has.
+    oldest = visitor.models[0]
+    ref = json.loads(page_reference(registry, models, oldest.key, visitor))
+    assert registry.payload(ref["hash"]) is not None
+
+
+def test_a_model_the_page_cannot_run_or_a_wrong_key_leaves_the_page_without_one(models: Models, monkeypatch):
+    registry, visitor = PageModels(), Visitor()
+    assert page_reference(registry, models, "yours", visitor) is None  # no model of their own yet
+    assert page_reference(registry, models, "nonsense", visitor) is None
+    key = visitor.adopt(own(0, kind="mlp", size=64), "loaded from a file")
+    monkeypatch.setattr(webmodel, "MAX_PAGE_FLOATS", 1000)  # as if the MLP were too wide for the page
+    assert page_reference(registry, models, key, visitor) is None
+    assert len(registry) == 0
+
+
+def test_the_component_sends_the_page_the_reading_constants(models: Models):
+    with gr.Blocks():
+        html = page_model_html(PageModels())
+    assert html.props["constants"] is PAGE_READING
+    for library in ("MnistNet", "MnistRead", "MnistVerdict", "MnistLive"):
+        assert f"globalThis.{library} =" in html.head
+    assert len(PAGE_READING["input_values"]) == 256 and PAGE_READING["max_digits"] > 1
+
+
+@pytest.mark.parametrize("key", ["cnn", "mlp", "mlp-guide"])
+def test_every_shipped_model_goes_to_the_page(models: Models, key: str):
+    assert page_reference(PageModels(), models, key, None) is not None
