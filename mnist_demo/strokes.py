@@ -43,8 +43,8 @@ from mnist_demo.data import DIGIT_BOX, IMAGE_SIZE, MNIST_MEAN, MNIST_STD, normal
 from mnist_demo.preprocess import MAX_STROKE_RATIO, STROKE_RANGE, TARGET_COM, Sketch
 from mnist_demo.segment import MAX_ASPECT, NEAR, SAME_COLUMN, SHORT_PIECE, group_boxes
 
-PAD_SIDE = 280  # the stroke pad's canvas, in its own pixels: app.CANVAS_SIZE (importing app builds the demo)
-BRUSH = 20  # the pad's pen width in canvas pixels: app.BRUSH_RADIUS = 10 on the Sketchpad
+PAD_SIDE = 280  # the stroke pad's canvas, in its own pixels (the Sketchpad the Draw tab had was 280 x 280 too)
+BRUSH = 20  # the pad's pen width in canvas pixels: MNIST-like strokes at 28 x 28 (the Sketchpad's brush radius 10)
 MAX_STROKES = 200  # a 12-digit number is about 30 strokes; more is a scribble or an attack
 MAX_POINTS = 8000  # all strokes together; a pointer sends ~60-240 points a second, a digit takes ~2 s
 MAX_COORD = 1e6  # |x|, |y| and |t| above this are nonsense in any unit

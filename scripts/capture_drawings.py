@@ -1,41 +1,42 @@
-"""Real drawings for tests/drawings/: digits drawn with the mouse on a real Sketchpad, saved as the server got them.
+"""Real drawings for tests/drawings/: digits drawn with the mouse on the app's stroke pad, kept as the server got them.
 
-A tiny Gradio app holds a Sketchpad set up exactly like app.py's (canvas size, brush, the script that
-picks the brush); its `.change` handler keeps the composite it receives (RGBA numpy). Debian's chromium,
-driven by Playwright, draws each digit as mouse strokes (testkit/sketches.py's polylines, scaled, moved,
-slanted, jittered and rounded), waits until the server holds the whole drawing (ink under every point of
-every stroke, none elsewhere), saves it to tests/drawings/<digit>/<name>.png and clears the pad.
+A tiny Gradio app holds the Draw tab's stroke pad (ui/pad.py); its `.change` handler keeps the strokes it
+receives. Debian's chromium, driven by Playwright, draws each digit as mouse strokes (testkit/sketches.py's
+polylines, scaled, moved, slanted, jittered and rounded), waits until the server holds the whole drawing
+(one stroke per stroke drawn, each starting and ending where the mouse did), writes it as one JSON line,
+{"label", "source", "brush", "strokes"} (x, y in the pad's pixels, t in ms: the format `evaluate --strokes`
+reads), and clears the pad. With --pictures DIR, each drawing is also drawn as the pad shows it (PIL, the
+pad's pen, black on 280 x 280 white) to DIR/<digit>/<name>.png.
 
-With --strokes, no browser: the strokes of the same drawings (the mouse's path, in canvas pixels) go to one
-JSON line per drawing, {"label", "source", "brush", "strokes"}, the stroke pad's format (mnist_demo.strokes).
+The drawings in tests/drawings/<digit>/*.png were made by an earlier version of this script on a
+gr.Sketchpad (its composites, as the server got them); their strokes are tests/drawings/strokes.ndjson.
 
-    python scripts/capture_drawings.py [--out tests/drawings]
-    python scripts/capture_drawings.py --strokes tests/drawings/strokes.ndjson
+    python scripts/capture_drawings.py [--out tests/drawings/strokes.ndjson] [--pictures DIR] [--only 4/split-strokes]
+    python scripts/capture_drawings.py --planned --out FILE    # the strokes as planned, without a browser
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py and tests/ live at the repository root
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from testkit.browser import Pad, chromium_missing, launch, new_page, place, smooth  # noqa: E402
-from testkit.sketches import SPLIT_FOUR, STROKES  # noqa: E402
+from mnist_demo.strokes import BRUSH, PAD_SIDE  # noqa: E402
+from testkit.browser import StrokePad, chromium_missing, launch, new_page, place, smooth  # noqa: E402
+from testkit.sketches import SPLIT_FOUR, STROKES, rasterise  # noqa: E402
 
 ARRIVAL_S = 60  # the whole drawing reaches the server within this, even on a busy machine
-NEAR_PX = 4  # an ink check looks this far around each point the mouse went through
-STRAY_SHARE = 0.01  # at most this share of the ink may lie away from the strokes drawn
+NEAR_PX = 2  # a received stroke starts and ends within this of where the mouse pressed and let go
+PICTURES_IN = ROOT / "tests" / "drawings"  # where the drawings' names point ("source")
 
 # A 5 whose top bar is lifted off its body: two strokes that do not touch.
 DETACHED_FIVE = [STROKES["5"][0], [(0.36, 0.0), (0.9, 0.0)]]
@@ -62,145 +63,127 @@ def strokes_for(unit_strokes: list, style: dict) -> list:
     return [smooth(line) for line in place(unit_strokes, **style)]
 
 
-def expected_ink(strokes: list, size: int, radius: float) -> np.ndarray:
-    """(size, size) bool: where strokes of brush `radius` could have put ink, with NEAR_PX of slack."""
-    image = Image.new("L", (size, size), 0)
-    pen = ImageDraw.Draw(image)
-    r = radius + NEAR_PX
-    for line in strokes:
-        pen.line(line, fill=255, width=int(2 * r))
-        for x, y in line:
-            pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
-    return np.asarray(image) > 0
-
-
-def whole_drawing(composite: np.ndarray | None, strokes: list, radius: float) -> bool:
-    """Does the composite hold exactly these strokes: ink near every point drawn, hardly any elsewhere?"""
-    if composite is None:
+def whole_drawing(received: list | None, strokes: list) -> bool:
+    """Does the server hold exactly these strokes: as many, each from where the mouse pressed to where it let go?"""
+    if not received or len(received) != len(strokes):
         return False
-    ink = composite[..., :3].min(axis=2) < 128  # black on white paper
-    if not ink.any():
-        return False
-    for line in strokes:
-        for x, y in line:
-            r, c = int(round(y)), int(round(x))
-            if not ink[max(0, r - NEAR_PX) : r + NEAR_PX + 1, max(0, c - NEAR_PX) : c + NEAR_PX + 1].any():
-                return False
-    stray = ink & ~expected_ink(strokes, ink.shape[0], radius)
-    return stray.sum() <= STRAY_SHARE * ink.sum()
+    return all(
+        math.dist(got[0][:2], line[0]) <= NEAR_PX and math.dist(got[-1][:2], line[-1]) <= NEAR_PX
+        for got, line in zip(received, strokes)
+    )
 
 
 class Inbox:
-    """What the Sketchpad's `.change` handler last received, for the script's thread to read."""
+    """What the stroke pad's `.change` handler last received, for the script's thread to read."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.composite: np.ndarray | None = None
+        self.strokes: list | None = None
         self.count = 0
 
     def receive(self, value):
-        composite = None if not value else value.get("composite")
+        from ui.pad import parse_pad_value
+
+        strokes = parse_pad_value(value)
         with self.lock:
-            self.composite = None if composite is None else np.array(composite)
+            self.strokes = strokes
             self.count += 1
         return f"{self.count} drawings received"
 
-    def wait_for(self, strokes: list, radius: float) -> np.ndarray:
+    def wait_for(self, strokes: list) -> list:
         deadline = time.monotonic() + ARRIVAL_S
         while time.monotonic() < deadline:
             with self.lock:
-                composite = self.composite
-            if whole_drawing(composite, strokes, radius):
-                return composite
+                received = self.strokes
+            if whole_drawing(received, strokes):
+                return received
             time.sleep(0.1)
         raise TimeoutError(f"the server did not receive the whole drawing within {ARRIVAL_S} s")
 
 
 def build_capture_app(inbox: Inbox):
-    """A Sketchpad exactly like app.py's, whose every change lands in `inbox`."""
+    """The Draw tab's stroke pad, whose every change lands in `inbox`."""
     import gradio as gr
 
-    from app import BRUSH_RADIUS, CANVAS_SIZE, PICK_BRUSH
+    from ui.pad import stroke_pad
 
     with gr.Blocks(title="capture drawings") as demo:
-        pad = gr.Sketchpad(
-            canvas_size=(CANVAS_SIZE, CANVAS_SIZE),
-            type="numpy",
-            elem_id="pad",
-            brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
-            layers=False,
-            transforms=(),
-            label="Draw a digit, or a few",
-            buttons=[],
-        )
+        pad = stroke_pad()
         received = gr.Textbox(label="received", elem_id="received")
         pad.change(inbox.receive, pad, received, show_progress="hidden", trigger_mode="always_last")
-        pad.clear(None, None, None, js=PICK_BRUSH)
-        demo.load(None, None, None, js=PICK_BRUSH)
-    return demo, CANVAS_SIZE, BRUSH_RADIUS
+    return demo
 
 
-def save_png(composite: np.ndarray, path: Path) -> None:
-    """The composite as it came: RGBA, opaque white paper, black ink (two colours: about 1 kB as a PNG)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(composite.astype(np.uint8), "RGBA").save(path, optimize=True)
+def line_for(name: str, digit: str, strokes: list) -> str:
+    """One drawing as a JSON line of the strokes file."""
+    source = PICTURES_IN / f"{name}.png"
+    source_name = str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source)
+    return json.dumps({"label": digit, "source": source_name, "brush": BRUSH, "strokes": strokes})
 
 
-def write_strokes(path: Path, out: Path) -> None:
-    """Every drawing's strokes as one JSON line each, in the order of DRAWINGS; coordinates to 0.01 px."""
-    from app import BRUSH_RADIUS
-
+def write_planned(out: Path, only: list[str] | None) -> None:
+    """Every drawing's strokes as planned (no browser), coordinates to 0.01 px."""
     lines = []
     for name, (digit, unit_strokes, style) in DRAWINGS.items():
-        source = out / f"{name}.png"
-        strokes = [[[round(x, 2), round(y, 2)] for x, y in line] for line in strokes_for(unit_strokes, style)]
-        source_name = str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source)
-        lines.append(json.dumps({"label": digit, "source": source_name, "brush": 2 * BRUSH_RADIUS, "strokes": strokes}))
-    path.write_text("\n".join(lines) + "\n")
-    print(f"{path}: {len(lines)} drawings as strokes")
+        if not only or name in only:
+            strokes = [[[round(x, 2), round(y, 2)] for x, y in line] for line in strokes_for(unit_strokes, style)]
+            lines.append(line_for(name, digit, strokes))
+    out.write_text("\n".join(lines) + "\n")
+    print(f"{out}: {len(lines)} drawings as strokes, as planned")
+
+
+def capture(out: Path, pictures: Path | None, only: list[str] | None) -> None:
+    """Draw every drawing on the stroke pad in chromium; write what the server received."""
+    from playwright.sync_api import sync_playwright
+
+    inbox = Inbox()
+    demo = build_capture_app(inbox)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
+    lines = []
+    try:
+        with sync_playwright() as playwright:
+            browser = launch(playwright)
+            page = new_page(browser, url)
+            pad = StrokePad(page)
+            pad.wait_until_ready()
+            for name, (digit, unit_strokes, style) in DRAWINGS.items():
+                if only and name not in only:
+                    continue
+                strokes = strokes_for(unit_strokes, style)
+                if lines:  # Clear is disabled on an empty pad
+                    pad.clear()
+                    pad.wait_for_strokes(0)
+                pad.draw(strokes)
+                received = inbox.wait_for(strokes)
+                lines.append(line_for(name, digit, received))
+                points = sum(len(line) for line in received)
+                if pictures is not None:
+                    path = pictures / f"{name}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    rasterise(received, size=(PAD_SIDE, PAD_SIDE), brush=BRUSH).save(path, optimize=True)
+                print(f"{name}: a {digit}, {len(received)} strokes, {points} points")
+            browser.close()
+    finally:
+        demo.close()
+    out.write_text("\n".join(lines) + "\n")
+    print(f"{out}: {len(lines)} drawings as the server received them")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "drawings", help="folder of digit folders")
+    parser.add_argument("--out", type=Path, default=PICTURES_IN / "strokes.ndjson", help="the strokes file to write")
+    parser.add_argument("--pictures", type=Path, metavar="DIR", help="also draw each drawing to DIR/<digit>/<name>.png")
     parser.add_argument("--only", nargs="*", help="names to draw (e.g. 4/split-strokes); default: all")
-    parser.add_argument("--strokes", type=Path, metavar="FILE", help="write the drawings' strokes to FILE instead")
+    parser.add_argument("--planned", action="store_true", help="write the strokes as planned, without a browser")
     args = parser.parse_args()
-    if args.strokes:
-        write_strokes(args.strokes, args.out)
+    if args.planned:
+        write_planned(args.out, args.only)
         return 0
     reason = chromium_missing()
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         return 2
-    from playwright.sync_api import sync_playwright
-
-    inbox = Inbox()
-    demo, size, radius = build_capture_app(inbox)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
-    try:
-        with sync_playwright() as playwright:
-            browser = launch(playwright)
-            page = new_page(browser, url)
-            pad = Pad(page, size=size)
-            pad.wait_until_ready()
-            for i, (name, (digit, unit_strokes, style)) in enumerate(DRAWINGS.items()):
-                if args.only and name not in args.only:
-                    continue
-                strokes = strokes_for(unit_strokes, style)
-                if i:
-                    pad.clear()
-                pad.draw(strokes)
-                composite = inbox.wait_for(strokes, radius)
-                path = args.out / f"{name}.png"
-                save_png(composite, path)
-                print(
-                    f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: a {digit}, "
-                    f"{path.stat().st_size} bytes"
-                )
-            browser.close()
-    finally:
-        demo.close()
+    capture(args.out, args.pictures, args.only)
     return 0
 
 

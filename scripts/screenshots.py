@@ -1,8 +1,8 @@
 """Screenshots of the real app for the README: a digit and a number in the Draw tab, the digit on the map of
 digits, a finished run in the Train tab and its "watch it learn" section.
 
-Launches app.py's `demo` in this process, drives it in Debian's chromium with real mouse strokes (the
-helpers of testkit/browser.py) and writes docs/draw.png, docs/map.png, docs/draw-number.png,
+Launches app.py's `demo` in this process, drives it in Debian's chromium with real mouse strokes on the
+stroke pad (the helpers of testkit/browser.py) and writes docs/draw.png, docs/map.png, docs/draw-number.png,
 docs/train.png and docs/watch.png. Training needs MNIST (set MNIST_ROOT); about two minutes on 2 CPU cores.
 
     MNIST_ROOT=../shared/data python scripts/screenshots.py [--out docs]
@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from testkit.browser import (  # noqa: E402
     VIEWPORT,
-    Pad,
+    StrokePad,
     chromium_missing,
     digit,
     fill_training,
@@ -32,6 +32,7 @@ from testkit.browser import (  # noqa: E402
     smooth,
     wait_for_empty,
     wait_for_plot,
+    wait_for_points,
     wait_for_reading,
     wait_for_text,
 )
@@ -46,12 +47,11 @@ def handwritten(strokes):
 
 
 def draw_tab(page, out: Path) -> None:
-    pad = Pad(page)
+    pad = StrokePad(page)
     pad.draw(handwritten(digit("7", height=180, slant=0.12, jitter=3, seed=1)))
-    wait_for_reading(page, "7")
-    page.locator("#seen img").wait_for()
+    wait_for_reading(page, "7")  # the verdict, the bars and the 28x28 input in the reading panel
     page.locator("#why img").wait_for()
-    time.sleep(1)  # the images fade in
+    time.sleep(1)  # the explanation fades in
     page.screenshot(path=out / "draw.png")
     print(f"wrote {out / 'draw.png'}")
     wait_for_text(page, "#map-sentence", r"sits")  # the drawing is on the map, with its neighbours
@@ -75,7 +75,7 @@ def train_tab(page, out: Path) -> None:
     page.click("#train")
     wait_for_plot(page, "#loss")
     wait_for_text(page, "#status", r"^done: ", timeout=TRAIN_WAIT_MS)
-    page.locator("#accuracy canvas, #accuracy svg").first.wait_for()  # points, not a line: wait_for_plot won't do
+    wait_for_points(page, "#accuracy")  # a point per epoch
     page.locator("#mistakes img").first.wait_for()
     page.locator("#confusion img").wait_for()  # the heatmap
     wait_for_text(page, "#train-caption", rf"^After epoch {TRAINING['Epochs']} of")
@@ -105,7 +105,7 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = launch(playwright)
             page = new_page(browser, url, viewport=VIEWPORT)
-            Pad(page).wait_until_ready()
+            StrokePad(page).wait_until_ready()
             draw_tab(page, args.out)
             train_tab(page, args.out)
             browser.close()

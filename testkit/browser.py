@@ -1,9 +1,11 @@
-"""Driving the app in Debian's chromium with Playwright: launch it, draw digits as mouse strokes, wait for answers.
+"""Driving the app in Debian's chromium with Playwright: launch it, draw digits as strokes, wait for answers.
 
-Shared by tests/test_browser.py and the scripts that draw through a real Sketchpad (scripts/screenshots.py,
-scripts/capture_drawings.py). Drawings are polylines in the Sketchpad's image pixels (0 .. 280, x right,
-y down); `Pad` maps them to the page with the zoom its toolbar shows, as /work/shared/docs/gradio-6.md §4
-describes. Never `playwright install`: Playwright drives the system's chromium.
+Shared by tests/test_browser.py, the benchmarks and the scripts that draw in a real page
+(scripts/screenshots.py, scripts/capture_drawings.py). Drawings are polylines in the pad's canvas pixels
+(0 .. 280, x right, y down). `StrokePad` draws on the app's stroke pad with the mouse or a finger; `Pad`
+on a gr.Sketchpad (the benchmark's baseline), mapped to the page with the zoom its toolbar shows, as
+/work/shared/docs/gradio-6.md §4 describes. Never `playwright install`: Playwright drives the system's
+chromium.
 
     python -m pytest -m browser
 """
@@ -32,8 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
-WAIT_MS = 30_000  # every wait: a stroke takes ~1 s to come back, several on 2 busy cores
-CANVAS = 280  # app.CANVAS_SIZE, repeated so that importing this module does not build the app
+WAIT_MS = 30_000  # every wait: a stroke takes well under 1 s to come back, several on 2 busy cores
+CANVAS = 280  # mnist_demo.strokes.PAD_SIDE, repeated so that importing this module imports no torch
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"  # screenshots and logs of failed browser tests
 # A drag sends a pointer event about every this many pixels. The brush joins them with straight lines, so
 # more would not change the picture, and each costs ~0.3 s in headless chromium on a busy 2-core box.
@@ -370,21 +372,40 @@ def reading_pattern(text: str) -> str:
     return rf"^It's an? {text} \(" if len(text) == 1 else rf"^Reads {text} \("
 
 
+# The reading panel (ui/reading.py): its bars, top one first in the list's order, and its 28 x 28 views.
+_PANEL = """() => { const p = document.querySelector('#pred');
+  const rows = [...p.querySelectorAll('.reading-bars li')].filter(li => !li.hidden);
+  return {verdict: p.querySelector('#verdict').innerText.trim(),
+          empty: p.querySelector('.reading').classList.contains('is-empty'),
+          source: p.querySelector('.reading').dataset.source,
+          bars: rows.map(li => [li.querySelector('.bar-label').innerText, li.querySelector('.bar-value').innerText]),
+          top: (p.querySelector('.reading-bars li.top .bar-label') || {}).innerText || null,
+          views: [...p.querySelectorAll('.reading-view')].filter(v => !v.hidden).length}; }"""
+
+
+def panel(page) -> dict:
+    """What the reading panel shows: verdict, empty or not, source, bars [(label, percent)], top bar, views."""
+    return page.evaluate(_PANEL)
+
+
 def wait_for_reading(page, text: str) -> str:
-    """Wait until the verdict says the drawing reads `text` and the Label agrees; the verdict."""
+    """Wait until the verdict says the drawing reads `text`, its bar is the top one and its input is shown."""
     verdict = wait_for_text(page, "#verdict", reading_pattern(text))
-    wait_for_text(page, '#pred [data-testid="label-output-value"]', rf"^{text}$")
+    wait_until(
+        page,
+        f"() => ({_PANEL})().top === {text!r} && ({_PANEL})().views === {len(text)}",
+        why=lambda: f"the panel does not show {text!r} as the top bar with its input: {panel(page)}",
+    )
     return verdict
 
 
 def wait_for_empty(page) -> None:
-    """Wait for the app's empty state: "Draw a digit", an empty Label and no pictures."""
+    """Wait for the app's empty state: "Draw a digit", no bars, no inputs, no explanation."""
     wait_for_text(page, "#verdict", rf"^{EMPTY_VERDICT}$")
     wait_until(
         page,
-        """() => !document.querySelector('#pred [data-testid="label-output-value"]')
-      && !document.querySelector('#seen img') && !document.querySelector('#why img')""",
-        why=lambda: "the Label or the pictures still show the last drawing",
+        f"() => ({_PANEL})().empty && !document.querySelector('#why img')",
+        why=lambda: f"the panel or the explanation still shows the last drawing: {panel(page)}",
     )
 
 
@@ -414,6 +435,15 @@ _PLOT_DRAWN = """(sel) => { const root = document.querySelector(sel); if (!root)
   return false; }"""
 
 
+# ... and a ScatterPlot as svg symbols: true once it holds one.
+_POINTS_DRAWN = """(sel) => !!document.querySelector(sel + ' svg .mark-symbol path')"""
+
+
 def wait_for_plot(page, selector: str) -> None:
     """Wait until Vega has drawn the LinePlot `selector` with a line in it."""
     wait_until(page, _PLOT_DRAWN, selector, lambda: f"no line drawn in the plot {selector}", polling=200)
+
+
+def wait_for_points(page, selector: str) -> None:
+    """Wait until Vega has drawn the ScatterPlot `selector` with a point in it."""
+    wait_until(page, _POINTS_DRAWN, selector, lambda: f"no point drawn in the plot {selector}", polling=200)

@@ -1,13 +1,13 @@
-"""Two small apps for the stroke pad's browser test and pen-latency benchmark: the pad reading strokes with
-the shipped CNN, and a bare gr.Sketchpad (set up as app.py's) whose handler does nothing.
+"""Small apps for the stroke pad's browser test and the pen-latency benchmark: the pad reading strokes with
+the shipped CNN, and a bare gr.Sketchpad (set up as the Draw tab's was) whose handler does nothing.
 
 Both show a gr.Label (#pred) and the count of answers this visitor got (#events, a gr.HTML) that every
 answer changes, so a page can tell when an answer has been shown. `launch(demo)` serves one from this
-process; `python -m testkit.pad_apps` serves them (and variants of the pad) from a process of their own
-and prints their URLs.
+process; `python -m testkit.pad_apps` serves the benchmark's set from a process of their own (the real
+app among them, launched as app.py launches it) and prints their URLs.
 
     python -m pytest tests/test_pad_browser.py
-    python -m testkit.pad_apps
+    python -m testkit.pad_apps ["app" "sketchpad" ...]
 """
 
 from __future__ import annotations
@@ -90,26 +90,37 @@ def launch(demo) -> str:
     return url
 
 
-APPS = {  # what `python -m testkit.pad_apps` serves, by name
-    "pad": stroke_pad_app,
-    "pad, no work": lambda: stroke_pad_app(reads=False),
-    "pad, no queue": lambda: stroke_pad_app(queue=False),
-    "sketchpad": sketchpad_app,
+def launch_app() -> str:
+    """app.py's demo, launched as app.py launches it (the process tuned, its launch options); its URL."""
+    import app
+
+    _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    return url
+
+
+APPS = {  # what `python -m testkit.pad_apps` serves, by name: built and launched in this process
+    "app": launch_app,
+    "sketchpad": lambda: launch(sketchpad_app()),
+    "pad, no work": lambda: launch(stroke_pad_app(reads=False)),
+    "pad, no work, no queue": lambda: launch(stroke_pad_app(reads=False, queue=False)),
 }
 
 
-def main() -> None:
-    """Serve APPS until killed, one torch thread as in the app; prints {name: url} as one JSON line."""
+def main(names: list[str]) -> None:
+    """Serve APPS (those `names`, else all) until killed, one torch thread as in the app; prints {name: url}
+    as one JSON line."""
     import json
     import threading
 
     import torch
 
     torch.set_num_threads(1)
-    urls = {name: launch(build()) for name, build in APPS.items()}
+    urls = {name: serve() for name, serve in APPS.items() if not names or name in names}
     print(json.dumps(urls), flush=True)
     threading.Event().wait()  # the servers run in their own threads; the caller ends this process
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

@@ -1,21 +1,23 @@
-"""The app: the Draw and Train tabs' handlers called directly on Sketchpad-shaped values, the model picker,
-then the launched app through gradio_client."""
+"""The app: the Draw and Train tabs' handlers called directly on the stroke pad's values and Sketchpad-shaped
+ones, the model picker, then the launched app through gradio_client (/predict in its three forms)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 
 import gradio as gr
 import numpy as np
-import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
 
 from mnist_demo import runs
 from mnist_demo.data import MNISTNotFoundError
 from mnist_demo.session import LATEST, MAX_OWN_MODELS, Visitor
+from mnist_demo.strokes import MAX_POINTS, MAX_STROKES
+from testkit.browser import digit, number
 from testkit.sketches import draw, sketchpad
 from ui import draw as draw_tab
 from ui import train as train_tab
@@ -40,29 +42,50 @@ def top(label: dict[str, float]) -> str:
     return max(label, key=label.get)
 
 
-@pytest.mark.parametrize("digit", list("0123456789"))
-def test_each_drawn_digit_is_read(handlers, digit):
-    label = handlers.predict(sketchpad(draw(digit)), "cnn", None)
+def pad(strokes) -> str:
+    """The stroke pad's value for strokes: their JSON."""
+    return json.dumps(strokes)
+
+
+def verdict_of(panel: str | None) -> str:
+    return json.loads(panel)["verdict"] if panel else "Draw a digit"
+
+
+@pytest.mark.parametrize("text", list("0123456789"))
+def test_each_digit_drawn_on_the_pad_is_read(handlers, text):
+    label = handlers.predict(pad(digit(text, height=170)), "cnn", None)
     assert sorted(label) == list("0123456789") and abs(sum(label.values()) - 1) < 1e-4
-    assert top(label) == digit
+    assert top(label) == text
 
 
-def test_the_example_drawings_are_read_as_the_digit_in_their_name(handlers):
+@pytest.mark.parametrize("text", list("0123456789"))
+def test_each_digit_drawn_on_a_sketchpad_is_read(handlers, text):
+    assert top(handlers.predict(sketchpad(draw(text)), "cnn", None)) == text
+
+
+def test_the_examples_are_strokes_read_as_the_digit_they_show(handlers):
     assert len(draw_tab.EXAMPLES) >= 3
-    for path in draw_tab.EXAMPLES:
-        example = draw_tab.sketch_example(path)
-        assert example["background"] == example["composite"] == str(path)
-        pixels = np.asarray(PIL.Image.open(path))  # what the numpy Sketchpad hands the handler
-        label = handlers.predict({"background": pixels, "layers": [], "composite": pixels}, "cnn", None)
-        assert top(label) == path.name.split("-")[0], path.name
+    for i, example in enumerate(draw_tab.EXAMPLES):
+        assert top(handlers.predict({"strokes": example.strokes}, "cnn", None)) == example.label, example.name
+        # A click puts its strokes on the pad (whose change event reads them).
+        value = DrawHandlers.example(gr.SelectData(None, {"index": i, "value": example.name}))
+        assert json.loads(value) == example.strokes
+        picture = draw_tab.thumbnail(example.strokes)
+        assert picture.startswith("<svg") and picture.count("<polyline") + picture.count("<circle") == len(
+            example.strokes
+        )
+    with pytest.raises(gr.Error, match="no such example"):
+        DrawHandlers.example(gr.SelectData(None, {"index": 99, "value": None}))
 
 
 def test_a_number_is_read_left_to_right(handlers):
-    label = handlers.predict(sketchpad(draw("2024", height=0.3)), "cnn", None)
+    value = pad(number("2024", height=80, gap=12))
+    label = handlers.predict(value, "cnn", None)
     assert top(label) == "2024" and len(label) > 1
-    verdict, seen, why, truth = handlers.explain(sketchpad(draw("2024", height=0.3)), "cnn", None)
-    assert "2024" in verdict
-    assert seen.shape[1] > 4 * seen.shape[0] and why.shape == seen.shape  # four 28x28 inputs side by side
+    panel, why, truth = handlers.explain(value, "cnn", None)
+    shown = json.loads(panel)
+    assert "2024" in shown["verdict"] and len(shown["digits"]) == 4 and shown["numbers"][0][0] == "2024"
+    assert why.shape[1] > 4 * why.shape[0]  # four 28x28 explanations side by side
     assert truth is None  # a number cannot be added as one digit
 
 
@@ -73,46 +96,69 @@ UNDONE = {
 }
 
 
-@pytest.mark.parametrize("value", [None, CLEARED, UNDONE], ids=["none", "cleared", "undo"])
-def test_empty_and_cleared_canvases_ask_for_a_digit(handlers, value):
+@pytest.mark.parametrize(
+    "value", [None, "", "[]", CLEARED, UNDONE], ids=["none", "blank", "cleared pad", "cleared", "undo"]
+)
+def test_empty_and_cleared_drawings_ask_for_a_digit(handlers, value):
     assert handlers.predict(value, "cnn", None) is None
-    assert handlers.explain(value, "cnn", None) == ("### Draw a digit", None, None, None)
+    assert handlers.explain(value, "cnn", None) == (None, None, None)  # the panel's "Draw a digit"
 
 
 def test_explain_shows_the_input_and_the_saliency(handlers):
-    verdict, seen, why, truth = handlers.explain(sketchpad(draw("7")), "cnn", None)
-    assert verdict.startswith("### It's a 7") and truth == "7"  # offered as the truth to correct
-    assert seen.shape == why.shape == (224, 224, 3) and seen.dtype == np.uint8
+    panel, why, truth = handlers.explain(pad(digit("7", height=170)), "cnn", None)
+    shown = json.loads(panel)
+    assert shown["verdict"].startswith("It's a 7") and truth == "7"  # offered as the truth to correct
+    assert shown["source"] == "server" and len(shown["digits"][0]["input"]) == 784
+    assert why.shape == (224, 224, 3) and why.dtype == np.uint8
     assert (why[..., 0] > why[..., 2] + 60).any()  # some pixels are red: they pushed towards the 7
 
 
 def test_an_eight_is_an_eight(handlers):
-    assert handlers.explain(sketchpad(draw("8")), "cnn", None)[0].startswith("### It's an 8 (")
+    assert verdict_of(handlers.explain(pad(digit("8", height=170)), "cnn", None)[0]).startswith("It's an 8 (")
 
 
 def test_unsure_answers_say_so(handlers, monkeypatch):
     import mnist_demo.inference as inference
 
     monkeypatch.setattr(inference, "UNSURE_BELOW", 1.01)  # nothing is sure enough
-    verdict, *_ = handlers.explain(sketchpad(draw("4")), "cnn", None)
-    assert verdict.startswith("### Not sure: 4 or ") and verdict.endswith("?")
+    verdict = verdict_of(handlers.explain(pad(digit("4", height=170)), "cnn", None)[0])
+    assert verdict.startswith("Not sure: 4 or ") and verdict.endswith("?")
 
 
 def test_every_shipped_model_answers(handlers):
     for name in SHIPPED:
-        assert top(handlers.predict(sketchpad(draw("1")), name, None)) == "1", name
+        assert top(handlers.predict(pad(digit("1", height=170)), name, None)) == "1", name
 
 
 def test_your_model_needs_training_first(handlers):
     with pytest.raises(gr.Error, match="train one"):
-        handlers.predict(sketchpad(draw("1")), LATEST, Visitor())
-    assert "train one" in handlers.explain(sketchpad(draw("1")), LATEST, Visitor())[0]
+        handlers.predict(pad(digit("1")), LATEST, Visitor())
+    panel, why, truth = handlers.explain(pad(digit("1")), LATEST, Visitor())
+    assert "train one" in verdict_of(panel) and json.loads(panel)["error"] and why is None and truth is None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("[[[1, 2]", "not JSON"),
+        ("[[[1, NaN]]]", "not a finite number"),
+        ('[[["a", "b"]]]', "must be a number"),
+        ("[[1, 2], [3, 4]]", "got int"),
+        (json.dumps([[[1, 2]] * (MAX_POINTS + 1)]), f"more than {MAX_POINTS} points"),
+        (json.dumps([[[1, 2]]] * (MAX_STROKES + 1)), f"at most {MAX_STROKES}"),
+        ({"strokes": [[[1, 2, 3, 4]]]}, "expected \\[x, y\\]"),
+    ],
+)
+def test_bad_strokes_are_said_in_the_verdicts_place(handlers, value, message):
+    with pytest.raises(gr.Error, match=message):
+        handlers.predict(value, "cnn", None)
+    panel, why, truth = handlers.explain(value, "cnn", None)
+    assert re.search(message, verdict_of(panel)) and json.loads(panel)["error"] and why is None
 
 
 def test_garbage_canvas_gives_a_clear_error(handlers):
     with pytest.raises(gr.Error):
         handlers.predict({"background": None, "layers": [], "composite": np.full((3, 3, 9), 1.0)}, "cnn", None)
-    assert handlers.explain("not an image", "cnn", None)[0].startswith("**")
 
 
 def train_args(**changes):
@@ -256,16 +302,75 @@ def drawn_png(tmp_path, text: str, name: str | None = None) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
 @pytest.mark.app
 @pytest.mark.slow
-def test_client_predicts_drawn_files(app_url, tmp_path):
-    client = Client(app_url, verbose=False)
-    for digit in "037":
-        value = {"background": None, "layers": [], "composite": handle_file(drawn_png(tmp_path, digit))}
-        result = client.predict(value, "cnn", api_name="/predict")
-        assert result["label"] == digit and len(result["confidences"]) == 10
+def test_client_predicts_a_sketchpad_value_an_image_and_strokes(client, tmp_path):
+    for text in "037":
+        png = drawn_png(tmp_path, text)
+        forms = {
+            "sketchpad": {"background": None, "layers": [], "composite": handle_file(png)},
+            "image": handle_file(png),
+            "strokes": {"strokes": digit(text, height=170)},
+        }
+        for form, value in forms.items():
+            result = client.predict(value, "cnn", api_name="/predict")
+            assert result["label"] == text and len(result["confidences"]) == 10, (form, result)
+    number_read = client.predict({"strokes": number("42")}, "cnn", api_name="/predict")
+    assert number_read["label"] == "42"
     empty = client.predict({"background": None, "layers": [], "composite": None}, "cnn", api_name="/predict")
     assert not empty.get("label") and not empty.get("confidences")
+
+
+@pytest.mark.app
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "strokes, message",
+    [
+        ([], "the drawing is empty"),
+        ([[[1, 2]] * (MAX_POINTS + 1)], f"more than {MAX_POINTS} points"),
+        ([[[1, 2]]] * (MAX_STROKES + 1), f"at most {MAX_STROKES}"),
+        ([[["1", "2"]]], "must be a number"),
+        ([[[1, None]]], "must be a number"),
+        ([[1, 2], [3, 4]], "got int"),
+        ([[]], "must be a non-empty list"),
+        ([[[[1, 2]]]], "expected \\[x, y\\]"),
+        ([[[1e300, 2]]], "not a finite number within"),
+        ("1,2,3", "strokes must be a list"),
+    ],
+)
+def test_client_bad_strokes_get_a_clear_message_fast(client, strokes, message):
+    start = time.monotonic()
+    with pytest.raises(Exception, match=f"Not a drawing as strokes: .*{message}"):
+        client.predict({"strokes": strokes}, "cnn", api_name="/predict")
+    assert time.monotonic() - start < 10  # refused before any reading; generous for a loaded machine
+    assert client.predict({"strokes": digit("1", height=170)}, "cnn", api_name="/predict")["label"] == "1"
+
+
+@pytest.mark.app
+@pytest.mark.slow
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_strokes_sent_as_raw_json_are_refused(app_url, token):
+    """gradio_client cannot send NaN (JSON has none), but a raw request can."""
+    import httpx
+
+    body = '{"data": [{"strokes": [[[10, 20], [@X@, 40]]]}, "cnn"]}'.replace("@X@", token)
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        event = http.post("gradio_api/call/predict", content=body, headers={"Content-Type": "application/json"})
+        assert event.status_code == 200, event.text
+        stream = http.get(f"gradio_api/call/predict/{event.json()['event_id']}").text
+    assert "event: error" in stream and "not a finite number" in stream, stream
+
+
+@pytest.mark.app
+@pytest.mark.slow
+def test_client_strokes_come_alone(client):
+    with pytest.raises(Exception, match="Strokes come alone"):
+        client.predict({"strokes": digit("1"), "composite": None}, "cnn", api_name="/predict")
 
 
 @pytest.mark.app
@@ -274,6 +379,8 @@ def test_client_endpoints_are_named_and_internals_private(app_url):
     api = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)
     assert set(api["named_endpoints"]) == {"/predict", "/train"}
     assert not api["unnamed_endpoints"]
+    drawing = api["named_endpoints"]["/predict"]["parameters"][0]["python_type"]["type"]
+    assert "strokes" in drawing and "composite" in drawing and "filepath" in drawing  # all three forms
 
 
 @pytest.mark.app
@@ -319,3 +426,18 @@ assert isinstance(app.demo, app.gr.Blocks)
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_CACHE_FREQUENCY"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_pads_events_skip_the_queue_collapse_bursts_and_stay_private():
+    """Pen-up answers sooner outside the queue (ui/gate.py bounds them instead); /predict is the one API."""
+    import app
+
+    config = app.demo.get_config_file()
+    names = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
+    events = [(tuple((names.get(t), kind) for t, kind in d["targets"]), d) for d in config["dependencies"]]
+    for trigger in ((("pad", "change"),), (("picker", "change"),)):
+        read = next(d for targets, d in events if targets == trigger and d["api_name"].startswith("read"))
+        assert read["queue"] is False and read["trigger_mode"] == "always_last", trigger
+        assert read["api_visibility"] == "private", trigger
+    predict = next(d for targets, d in events if targets == (("api-drawing", "change"),))
+    assert predict["queue"] is True and predict["api_name"] == "predict" and predict["api_visibility"] == "public"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 import gradio as gr
+import numpy as np
 import pytest
 from fastapi import HTTPException
 from gradio.components.image_editor import EditorData
@@ -15,10 +16,11 @@ from gradio.data_classes import DataWithFiles, FileData
 from PIL import Image
 
 from mnist_demo import canvas
+from mnist_demo.strokes import MAX_POINTS, MAX_STROKES
 from testkit.sketches import draw
 from ui import blobs
 from ui.blobs import BlobStore
-from ui.components import SafeSketchpad, SketchpadValues
+from ui.components import DrawingData, DrawingValues, SafeSketchpad, SketchpadValues
 
 CANVAS = (280, 280)
 
@@ -194,6 +196,61 @@ def test_malformed_values_get_a_message_that_quotes_nothing_back(value, message)
     with pytest.raises(gr.Error, match=message) as refused:
         SafeSketchpad.data_model.model_validate(value)
     assert "passwd" not in str(refused.value)
+
+
+# DrawingValues: /predict's input ------------------------------------------------------------------
+
+META = {"_type": "gradio.FileData"}
+CHECKED = {"context": {"validate_meta": True}}  # as Gradio validates a request's payload
+
+
+def test_the_api_input_reads_strokes_a_sketchpad_value_or_an_image(tmp_path, decoded):
+    values = DrawingValues(type="numpy")
+    assert "accept_blobs" not in [f.__name__ for f in values.server_fns]  # no upload endpoint either
+    strokes = [[[100, 60, 0], [180, 60, 12], [120, 220, 30]], [[40, 40]]]
+    value = values.preprocess(DrawingData.model_validate({"strokes": strokes}, **CHECKED))
+    assert value == {"strokes": [[[100.0, 60.0, 0.0], [180.0, 60.0, 12.0], [120.0, 220.0, 30.0]], [[40.0, 40.0]]]}
+    assert decoded == []  # strokes are never a picture
+    path = files(tmp_path, image=png())["image"].path
+    image = values.preprocess(DrawingData.model_validate({"path": path, "meta": META}, **CHECKED))
+    assert image["composite"].shape == (280, 280, 4) and image["background"] is None and image["layers"] == []
+    sketch = {"background": None, "layers": [], "composite": {"path": path, "meta": META}}
+    assert values.preprocess(DrawingData.model_validate(sketch, **CHECKED))["composite"].shape == (280, 280, 4)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"strokes": []}, "Not a drawing as strokes: no strokes"),
+        ({"strokes": [[[1, float("nan")]]]}, "not a finite number"),
+        ({"strokes": [[["1", 2]]]}, "must be a number"),
+        ({"strokes": [[1, 2]]}, "expected \\[x, y\\]"),
+        ({"strokes": "[[[1, 2]]]"}, "must be a list of strokes"),
+        ({"strokes": [[[1, 2]]], "composite": None}, "Strokes come alone"),
+        ({"path": "/etc/passwd"}, "Not an uploaded image"),  # no meta: a path the request names, refused
+    ],
+)
+def test_bad_api_drawings_get_a_message_that_quotes_nothing_back(value, message):
+    with pytest.raises(gr.Error, match=message) as refused:
+        DrawingData.model_validate(value, **CHECKED)
+    assert "passwd" not in str(refused.value)
+
+
+def test_huge_strokes_are_refused_before_they_are_copied(monkeypatch):
+    def no_arrays(*args, **kwargs):
+        raise AssertionError("the strokes were converted before their size was checked")
+
+    monkeypatch.setattr(np, "array", no_arrays)
+    with pytest.raises(gr.Error, match=f"more than {MAX_POINTS} points"):
+        DrawingData.model_validate({"strokes": [[[1, 2]] * (MAX_POINTS + 1)]}, **CHECKED)
+    with pytest.raises(gr.Error, match=f"at most {MAX_STROKES}"):
+        DrawingData.model_validate({"strokes": [[[1, 2]]] * (MAX_STROKES + 1)}, **CHECKED)
+
+
+def test_the_api_documents_all_three_forms():
+    schema = DrawingValues().api_info()
+    kinds = {next(iter(d.get("properties", {"path": 0}))) for d in schema["$defs"].values()}
+    assert {"strokes", "background", "path"} <= kinds and len(schema["anyOf"]) == 3
 
 
 def test_the_pad_sends_the_page_the_settings_it_was_built_with():

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import app
-from mnist_demo import canvas, checkpoint, cost, inference, limits, models, personal, session
-from ui import admission, common, sessions, tempfiles
+from mnist_demo import canvas, checkpoint, cost, inference, limits, models, personal, session, strokes
+from ui import admission, common, draw, sessions, tempfiles
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -19,6 +19,11 @@ LIMITS = [
         "Model in an uploaded checkpoint",
         f"MLP up to {models.LARGEST['mlp']:,} hidden units, CNN up to {models.LARGEST['cnn']} channels, "
         "checked before it is built",
+    ),
+    (
+        "Strokes in one drawing (the pad, /predict)",
+        f"{strokes.MAX_STROKES} strokes, {strokes.MAX_POINTS:,} points in all, coordinates finite and within "
+        f"+-{strokes.MAX_COORD:,.0f}",
     ),
     ("Digits read on one canvas", f"{inference.MAX_DIGITS}"),
     ("Uploaded file (weights, drawing archive)", f"{app.MAX_UPLOAD.upper()}"),
@@ -35,7 +40,11 @@ LIMITS = [
     ("Model size", f"MLP up to {limits.MAX_SIZE['mlp']:,} hidden units, CNN up to {limits.MAX_SIZE['cnn']} channels"),
     ("Your drawings", f"{personal.MAX_DRAWINGS} per visitor"),
     ("Your models", f"{session.MAX_OWN_MODELS} per visitor (the oldest goes first)"),
-    ("Drawing archive import", f"{personal.MAX_MEMBERS:,} entries, {personal.MAX_TOTAL_BYTES // 2**20} MB unpacked"),
+    (
+        "Drawing archive import",
+        f"{personal.MAX_MEMBERS:,} entries, {personal.MAX_TOTAL_BYTES // 2**20} MB unpacked, "
+        f"{personal.MAX_STROKES_FILE_BYTES // 2**20} MB of strokes",
+    ),
     ("Training and fine-tuning at once", f"{common.TRAIN_CONCURRENCY} (the rest wait in the training queue)"),
     (
         "Training queue",
@@ -43,6 +52,10 @@ LIMITS = [
         "(drawing goes on)",
     ),
     ("Predictions at once", f"{common.DRAW_CONCURRENCY}"),
+    (
+        "Strokes waiting to be read",
+        f'{draw.DRAW_WAITING}, and {draw.PER_VISITOR} per browser tab, then "busy"',
+    ),
     ("Queue (drawing)", f'{app.QUEUE_SIZE} waiting requests, then "queue full"'),
     (
         "Visitors' sessions kept",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import struct
 import tracemalloc
@@ -16,9 +17,11 @@ from PIL import Image
 from torch import nn
 
 from mnist_demo import personal
-from mnist_demo.drawings import evaluate_drawings
+from mnist_demo.drawings import evaluate_drawings, evaluate_strokes, read_strokes_line
 from mnist_demo.personal import DRAWING_SIDE, MAX_MEMBER_BYTES, MAX_MEMBERS, PersonalSet
 from mnist_demo.preprocess import sketch_to_tensor
+from mnist_demo.strokes import BRUSH, strokes_to_sketch
+from testkit.browser import digit as place_strokes
 from testkit.sketches import draw as draw_text
 from testkit.sketches import sketchpad
 from testkit.styles import UNUSUAL, Style, draw, variations
@@ -284,3 +287,119 @@ def test_import_reads_bombs_and_liars_with_bounded_memory():
     )
     assert reports[2].skipped == [("7/secret.png", "damaged, encrypted or unsupported zip entry")]
     assert reports[3].skipped == [("7/packed.png", "unsupported compression")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Drawings kept as strokes
+
+
+def strokes_of(text: str, **style) -> list:
+    return place_strokes(text, **style)
+
+
+def stroke_set() -> PersonalSet:
+    """Three drawings made on the stroke pad, and one from an image (no strokes)."""
+    mine = PersonalSet()
+    for text, style in (("4", {}), ("0", {"height": 90, "centre": (90, 100)}), ("7", {"slant": 0.2})):
+        mine.add_strokes(strokes_of(text, **style), text)
+    mine.add(seven(), 1)
+    return mine
+
+
+def test_add_strokes_keeps_the_strokes_the_input_and_a_picture_of_them():
+    strokes = strokes_of("7", height=150, slant=0.1)
+    entry = PersonalSet().add_strokes(strokes, "7")
+    assert np.array_equal(entry.image, strokes_to_sketch(strokes).image) and entry.brush == BRUSH
+    assert all(np.allclose(kept, line, atol=1e-4) for kept, line in zip(entry.strokes, strokes, strict=True))
+    assert entry.strokes[0].dtype == np.float32 and entry.strokes[0].shape == (len(strokes[0]), 2)
+    assert entry.drawing.ndim == 2 and max(entry.drawing.shape) <= DRAWING_SIDE
+    assert entry.drawing[0].min() == 255 and entry.drawing.min() < 30  # dark ink on white paper
+    # The picture is the same drawing: read back as an image, it gives (nearly) the same input.
+    a, b = entry.image / 255.0, sketch_to_tensor(entry.drawing).image / 255.0
+    assert np.abs(a - b).mean() < 0.03 and np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize(
+    "strokes, label, message",
+    [
+        ([], 7, "empty"),
+        ([[[140, 140]]], 7, "no digit"),  # a dot
+        ([[[1, float("nan")]]], 7, "not a finite number"),
+        ([[["a", 1]]], 7, "must be a number"),
+        (None, 7, "must be a list"),
+        ([[[100, 100], [100, 200]]], 12, "label"),
+    ],
+)
+def test_add_strokes_refuses_what_is_no_digit(strokes, label, message):
+    mine = PersonalSet()
+    with pytest.raises(ValueError, match=message):
+        mine.add_strokes(strokes, label)
+    assert len(mine) == 0
+
+
+def test_export_has_the_strokes_as_lines_that_evaluate_strokes_reads(tmp_path):
+    mine = stroke_set()
+    with zipfile.ZipFile(io.BytesIO(mine.export_zip())) as archive:
+        names = archive.namelist()
+        lines = archive.read(personal.STROKES_FILE).decode().splitlines()
+    assert sorted(names) == ["0/001.png", "1/003.png", "4/000.png", "7/002.png", personal.STROKES_FILE]
+    assert len(lines) == 3  # the drawing made from an image has no strokes
+    rows = [json.loads(line) for line in lines]
+    assert [(r["label"], r["png"], r["brush"]) for r in rows] == [
+        ("4", "4/000.png", 20),
+        ("0", "0/001.png", 20),
+        ("7", "7/002.png", 20),
+    ]
+    for line, entry in zip(lines, mine.entries):
+        digit, sketch = read_strokes_line(line.encode())  # what `evaluate --strokes` does with each line
+        assert digit == entry.label and np.array_equal(sketch.image, entry.image)
+    (tmp_path / "strokes.ndjson").write_text("\n".join(lines))
+    assert evaluate_strokes(Always(4), tmp_path / "strokes.ndjson")["accuracy"] == pytest.approx(1 / 3)
+
+
+def test_import_reads_strokes_first_and_the_same_archive_twice_adds_nothing():
+    mine = stroke_set()
+    data = mine.export_zip()
+    back = PersonalSet()
+    report = back.import_zip(data)
+    assert report.added == 4 and report.skipped == []
+    assert [e.label for e in back.entries] == [4, 0, 7, 1]  # the strokes, then the pictures left
+    for before, after in zip(mine.entries[:3], back.entries[:3]):
+        assert np.array_equal(before.image, after.image)  # from the strokes: exactly the same input
+        assert all(np.array_equal(a, b) for a, b in zip(before.strokes, after.strokes, strict=True))
+    assert back.entries[3].strokes is None
+    again = back.import_zip(data)
+    assert again.added == 0 and len(back) == 4
+    assert [why for _, why in again.skipped] == ["already in your drawings"] * 4
+
+
+def test_a_bad_strokes_line_falls_back_to_its_picture_and_says_why():
+    mine = stroke_set()
+    with zipfile.ZipFile(io.BytesIO(mine.export_zip())) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    lines = members[personal.STROKES_FILE].decode().splitlines()
+    broken = json.loads(lines[0])
+    broken["strokes"] = [[[1, "NaN"]]]
+    lines[0] = json.dumps(broken)
+    lines.insert(1, "{not json")
+    lines.append(json.dumps({"label": "x", "strokes": [[[1, 2], [3, 4]]]}))
+    lines.append("x" * (personal.MAX_LINE_BYTES + 1))
+    members[personal.STROKES_FILE] = "\n".join(lines).encode()
+    members["4/000.png"] = _png(np.full((100, 100), 255, np.uint8))  # had its line been read, no matter
+    back = PersonalSet()
+    report = back.import_zip(_zip(members))
+    reasons = dict(report.skipped)
+    assert "must be a number" in reasons["strokes.ndjson:1"]
+    assert reasons["strokes.ndjson:2"] == "not a JSON line"
+    assert "label must be a digit" in reasons["strokes.ndjson:5"] and reasons["strokes.ndjson:6"] == "line too long"
+    assert reasons["4/000.png"] == "blank image"  # its line was bad: the picture was read instead
+    assert sorted(e.label for e in back.entries) == [0, 1, 7] and report.added == 3
+
+
+def test_a_strokes_file_too_large_is_skipped_unread(monkeypatch):
+    monkeypatch.setattr(personal, "MAX_STROKES_FILE_BYTES", 100)
+    mine = stroke_set()
+    back = PersonalSet()
+    report = back.import_zip(mine.export_zip())
+    assert report.skipped == [(personal.STROKES_FILE, "strokes file too large or compressed in an unsupported way")]
+    assert report.added == 4 and all(e.strokes is None for e in back.entries)  # from the pictures

@@ -1,9 +1,10 @@
 """Components of our own: Gradio's, with the checks a public Space needs before any pixel is decoded.
 
-`SafeSketchpad` is the drawing pad: each image's size is read from its header, the layers are counted
-and only the parts that will be read are decoded; its stroke uploads (`accept_blobs`) are bounded.
+`SafeSketchpad` is a Sketchpad: each image's size is read from its header, the layers are counted and
+only the parts that will be read are decoded; its stroke uploads (`accept_blobs`) are bounded.
 `SketchpadValues` takes the same values from scripts calling the API and has no upload endpoint at all,
-for when the page draws with a pad of its own.
+for when the page draws with a pad of its own; `DrawingValues` (the /predict endpoint's input) takes an
+image file or strokes, `{"strokes": [[[x, y], ...], ...]}`, besides.
 
     python -m pytest tests/test_components.py tests/test_reliability.py
 """
@@ -12,17 +13,18 @@ from __future__ import annotations
 
 import inspect
 from io import BytesIO
-from typing import Any
+from typing import Any, Union
 
 import gradio as gr
 import PIL.Image
 from fastapi import HTTPException
 from gradio.components.base import server
 from gradio.components.image_editor import AcceptBlobs, EditorData
-from gradio.data_classes import FileData
+from gradio.data_classes import FileData, GradioModel, GradioRootModel
 from pydantic import ValidationError
 
 from mnist_demo.canvas import MAX_SIDE, MIN_SIDE, check_layer_count, check_sketch_parts
+from mnist_demo.strokes import check_strokes
 from ui.blobs import BlobStore, max_blob_bytes
 
 Part = FileData | bytes  # an uploaded file, or a snapshot the page sent to accept_blobs
@@ -90,6 +92,11 @@ class SafeSketchpad(gr.Sketchpad):
     def get_block_name(self) -> str:  # the front end of every Sketchpad is the ImageEditor's
         return "imageeditor"
 
+    def get_config(self, cls=None) -> dict[str, Any]:
+        # Gradio sends the page the attributes named in the constructor's signature: gr.Sketchpad's, not
+        # this one's (*args, **kwargs), without which the page got no canvas size, brush, or visibility.
+        return super().get_config(cls or gr.Sketchpad)
+
     def get_block_class(self) -> str:
         return "imageeditor"
 
@@ -151,3 +158,71 @@ class SketchpadValues(SafeSketchpad):
 
     def accept_blobs(self, data: AcceptBlobs):  # not a @server function: unreachable from requests
         raise HTTPException(status_code=404, detail="Function not found.")
+
+
+class StrokesData(GradioModel):
+    """A drawing as strokes, the stroke pad's format: each stroke a list of [x, y] (or [x, y, t]) points in the
+    pad's canvas pixels (0 .. 280, y down)."""
+
+    strokes: list[Any]
+
+
+class DrawingData(GradioRootModel):
+    """What /predict takes: strokes, a Sketchpad value, or an uploaded image file."""
+
+    root: Union[StrokesData, CheckedEditorData, FileData]  # noqa: UP007 (pydantic reads the Union)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args, **kwargs):
+        """Each form by its keys; strokes are checked here, before Gradio copies them (bounded, numbers only).
+
+        Files keep Gradio's own checks: `kwargs` carries its `validate_meta`, which accepts only files that
+        Gradio received itself (its upload route), never a path or URL the request names.
+        """
+        if isinstance(obj, dict) and "strokes" in obj:
+            if set(obj) != {"strokes"}:
+                raise gr.Error('Strokes come alone: send {"strokes": [[[x, y], ...], ...]}.')
+            try:
+                return cls(root=StrokesData(strokes=check_strokes(obj["strokes"])))
+            except ValueError as err:
+                raise gr.Error(f"Not a drawing as strokes: {err}.") from None
+        if isinstance(obj, dict) and "path" in obj and not {"background", "layers", "composite"} & set(obj):
+            try:
+                return cls(root=FileData.model_validate(obj, *args, **kwargs))
+            except ValidationError:
+                raise gr.Error(
+                    "Not an uploaded image: send the file with gradio_client's handle_file, a Sketchpad value "
+                    'or {"strokes": [...]}.'
+                ) from None
+        return cls(root=CheckedEditorData.model_validate(obj, *args, **kwargs))
+
+
+class DrawingValues(SketchpadValues):
+    """The /predict endpoint's input: a Sketchpad value, an image file, or strokes; no upload endpoint.
+
+    The handler gets `{"strokes": [...]}` (checked) for strokes, and for the other two a Sketchpad value
+    whose parts are decoded as `SafeSketchpad` decodes them (an image file is read as the composite).
+    """
+
+    data_model = DrawingData
+
+    def preprocess(self, payload: DrawingData | None) -> dict | None:
+        if payload is None:
+            return None
+        part = payload.root
+        if isinstance(part, StrokesData):
+            return {"strokes": part.strokes}
+        if isinstance(part, FileData):
+            return {"background": None, "layers": [], "composite": self.convert_and_format_image(part, True)}
+        return super().preprocess(part)
+
+    def api_info(self) -> dict[str, Any]:
+        schema = DrawingData.model_json_schema()
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
+
+    def example_payload(self) -> Any:
+        return {"strokes": [[[100, 60], [180, 60], [120, 220]]]}
+
+    def example_value(self) -> Any:
+        return self.example_payload()

@@ -20,12 +20,13 @@ from mnist_demo.finetune import config_for
 from mnist_demo.inference import MAX_DIGITS, with_article
 from mnist_demo.personal import PersonalSet
 from mnist_demo.runs import NO_DRAWINGS, RunUpdate, finetune_stream
-from mnist_demo.segment import split_digits
 from mnist_demo.session import Visitor
+from mnist_demo.strokes import split_strokes
 from mnist_demo.train import pick_device
 from ui.admission import TrainingAdmission
 from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked
 from ui.draw import DrawTab
+from ui.pad import parse_pad_value
 from ui.runner import in_background, streamed
 from ui.tempfiles import TempFiles, session_of
 
@@ -88,17 +89,18 @@ class DrawingsHandlers:
         return visitor.drawings.gallery(predictions=predictions), score, score
 
     def add(self, value, truth, key: str, visitor: Visitor):
-        """Keep the drawing on the canvas, labelled with the digit the visitor says it is."""
+        """Keep the drawing on the pad (its strokes), labelled with the digit the visitor says it is."""
         self.models.pick(key, visitor)  # the model that will read it must exist (gr.Error otherwise)
         try:
-            sketches = split_digits(value, limit=MAX_DIGITS)  # no need to run the model to keep a drawing
+            strokes = parse_pad_value(value)
+            sketches = split_strokes(strokes, limit=MAX_DIGITS) if strokes else []  # no model needed to keep it
             if not sketches:
                 raise ValueError("draw a digit first")
             if len(sketches) > 1:
-                raise ValueError(f"the canvas holds {len(sketches)} digits: add one digit at a time")
+                raise ValueError(f"the pad holds {len(sketches)} digits: add one digit at a time")
             if truth is None:
                 raise ValueError("choose the digit you drew")
-            entry = visitor.drawings.add(value, truth, sketch=sketches[0])
+            entry = visitor.drawings.add_strokes(strokes, truth, sketch=sketches[0])
         except ValueError as err:
             raise gr.Error(f"Not added: {err}.") from None
         count = len(visitor.drawings)
@@ -168,7 +170,9 @@ def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
             remove = gr.Button("Remove the selected drawing", size="sm")
             export = gr.Button("Export my drawings (.zip)", size="sm")
             upload = gr.UploadButton("Import drawings (.zip)", file_types=[".zip"], size="sm")
-        exported = gr.File(label="Your drawings: folders 0-9 of PNGs", visible=False, elem_id="export")
+        exported = gr.File(
+            label="Your drawings: folders 0-9 of PNGs, and their strokes", visible=False, elem_id="export"
+        )
         finetune = gr.Button("Fine-tune the chosen model on my drawings", variant="primary", elem_id="finetune")
         status = gr.Textbox("", label="Fine-tuning", interactive=False, elem_id="ft-status")
         losses = gr.LinePlot(x="step", y="loss", title="Fine-tuning loss", height=200)
