@@ -190,7 +190,7 @@ def test_fine_tuning_without_mnist_names_no_server_folder(handlers, monkeypatch)
 
     monkeypatch.setattr(finetune, "load_mnist", no_mnist)
     visitor = Visitor()
-    handlers.add(sketchpad(draw("4")), "4", "cnn", visitor)
+    handlers.add(pad(digit("4")), "4", "cnn", visitor)
     with pytest.raises(gr.Error, match="Cannot fine-tune: MNIST is not on this server") as refused:
         list(handlers.finetune("cnn", visitor))
     assert "/srv" not in str(refused.value)
