@@ -249,8 +249,8 @@ def build_draw_tab(page: Page) -> DrawTab:
             truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1, min_width=90)
             add = gr.Button("Add to my drawings", elem_id="add", scale=2)
         score = gr.Markdown(HINT, elem_id="score")
+        examples = example_strip(EXAMPLES)  # next to the pad they go on, above the map
         atlas = build_map_section(page, reading, picker, truth)
-        examples = example_strip(EXAMPLES)
         # /predict's input and output: never shown, never changed by the page (it draws on the pad).
         api_drawing = DrawingValues(visible=False, label="Drawing", elem_id="api-drawing")
         api_label = gr.Label(visible=False, label="Probabilities")
