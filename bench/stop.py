@@ -91,15 +91,15 @@ def chunk_seconds(config: TrainConfig, chunks: int) -> tuple[Stats, Stats]:
     return Stats.of(wall), Stats.of(cpu)
 
 
-def event_ids(config: dict) -> tuple[int, int]:
-    """The fn_index of /train, and of the Stop button's `stopped` event (the one that writes the status and
-    the download)."""
+def event_ids(config: dict) -> tuple[int, int, int]:
+    """The fn_index of /train, how many inputs it takes, and the fn_index of the Stop button's `stopped` event
+    (the one that writes the status and the download)."""
     ids = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
-    train = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "train")
+    train = next(d for d in config["dependencies"] if d.get("api_name") == "train")
     stopped = next(
         d["id"] for d in config["dependencies"] if sorted(d["outputs"]) == sorted([ids["status"], ids["download"]])
     )
-    return train, stopped
+    return train["id"], len(train["inputs"]), stopped
 
 
 class Page:
@@ -163,9 +163,11 @@ class Page:
         self.http.post("gradio_api/cancel", json=body).raise_for_status()
 
 
-def train_data(config: TrainConfig) -> list:
-    """The /train event's inputs as the page sends them (the visitor's state last)."""
-    return [*train_args(config).values(), -1, None]
+def train_data(config: TrainConfig, inputs: int) -> list:
+    """The /train event's `inputs` values as the page sends them: the settings, no drawing to watch (-1), and
+    the session's states (the visitor, the watched run) empty."""
+    settings = [*train_args(config).values(), -1]
+    return settings + [None] * (inputs - len(settings))
 
 
 def stops(command: list[str] | None, config: TrainConfig, n: int) -> tuple[Stats, Stats, list[str]]:
@@ -173,10 +175,10 @@ def stops(command: list[str] | None, config: TrainConfig, n: int) -> tuple[Stats
     shown, freed, messages = [], [], []
     rng = random.Random(SEED)
     with launched(command) as app:
-        train, stopped = event_ids(httpx.get(app.url + "config").json())
+        train, inputs, stopped = event_ids(httpx.get(app.url + "config").json())
         for i in range(n):
             visitor, other = Page(app.url), Page(app.url)
-            run = visitor.join(train, train_data(dataclasses.replace(config, seed=i)))
+            run = visitor.join(train, train_data(dataclasses.replace(config, seed=i), inputs))
             visitor.wait(run, "process_generating")  # the run is stepping
             time.sleep(rng.uniform(0.0, 1.0))  # somewhere in a step
             start = time.perf_counter()
@@ -184,7 +186,7 @@ def stops(command: list[str] | None, config: TrainConfig, n: int) -> tuple[Stats
             message = visitor.wait(visitor.join(stopped, [None]), "process_completed")
             shown.append(time.perf_counter() - start)
             messages.append(str(message["output"]["data"][0])[:80])
-            small = other.join(train, train_data(SMALL_RUN))
+            small = other.join(train, train_data(SMALL_RUN, inputs))
             other.wait(small, "process_generating")
             freed.append(time.perf_counter() - start)
             other.wait(small, "process_completed")
