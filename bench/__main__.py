@@ -3,6 +3,7 @@
     python -m bench --quick                  # everything, fewer repeats: under two minutes on 2 cores
     python -m bench                          # everything, ~10 minutes
     python -m bench --write                  # ... and write the table to docs/benchmarks.md
+    python -m bench --only stop --write      # ... replacing the stop rows only (docs/benchmarks.json keeps each)
     python -m bench --only predict --only startup
 
 Run it from the repository root with MNIST under $MNIST_ROOT (training needs it). The exit status is 0
@@ -144,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         threads = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
         command = " ".join(threads + [shlex.join(["python", "-m", "bench", *argv])])
-        report.write_markdown(DOCS, report.markdown(results, command, machine, load_before, load_after, seconds))
-        print(f"wrote {DOCS.relative_to(server.ROOT)}")
+        runs = report.record(results, command, load_before, load_after, seconds)
+        report.write(DOCS, runs, machine, list(BENCHMARKS))
+        print(f"wrote {DOCS.relative_to(server.ROOT)} (and its .json): the rows of {', '.join(runs)}")
     return 0 if all(r.passed is not False for r in results) else 1
 
 

@@ -1,13 +1,21 @@
 """Benchmark results: one `Result` per row, the table printed after a run, and docs/benchmarks.md.
 
-python -m bench --quick --write     # prints the table and writes docs/benchmarks.md
+docs/benchmarks.md is rendered from docs/benchmarks.json, which keeps each benchmark's latest written run
+(its rows, command, date, commit and load): `--write` with `--only NAME` replaces that benchmark's rows
+and keeps the others', so that a long benchmark can be rerun alone and the page says when each was run.
+
+python -m bench --write                  # prints the table and writes docs/benchmarks.json and .md
+python -m bench --only stop --write      # replaces the stop rows only
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import os
 import platform
+import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -133,26 +141,71 @@ def load_average() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
-def markdown(
-    results: list[Result], command: str, machine_info: dict[str, str], load_before: str, load_after: str, seconds: float
-) -> str:
-    """docs/benchmarks.md: how it was run, on what, and the table."""
-    info = "\n".join(f"- **{k}**: {v}" for k, v in machine_info.items())
+def commit() -> str:
+    """The checked-out commit (with "+changes" when the tree differs from it), or "" outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def record(results: list[Result], command: str, load_before: str, load_after: str, seconds: float) -> dict[str, dict]:
+    """One entry per benchmark in `results`, as docs/benchmarks.json keeps it."""
+    when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    runs: dict[str, dict] = {}
+    for r in results:
+        run = runs.setdefault(
+            r.benchmark,
+            {
+                "command": command,
+                "date": when,
+                "commit": commit(),
+                "load": f"{load_before} before, {load_after} after",
+                "seconds": round(seconds),
+                "rows": [],
+            },
+        )
+        run["rows"].append(dataclasses.asdict(r))
+    return runs
+
+
+def merged(path: Path, runs: dict[str, dict], machine_info: dict[str, str], order: list[str]) -> dict:
+    """docs/benchmarks.json's content with `runs` replacing the same benchmarks' earlier runs."""
+    kept = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    every = {**kept.get("runs", {}), **runs}
+    return {"machine": machine_info, "runs": {name: every[name] for name in order if name in every}}
+
+
+def markdown(stored: dict) -> str:
+    """docs/benchmarks.md from docs/benchmarks.json's content: how each benchmark was run, on what, the table."""
+    runs = stored["runs"]
+    results = [Result(**row) for run in runs.values() for row in run["rows"]]
+    info = "\n".join(f"- **{k}**: {v}" for k, v in stored["machine"].items())
+    how = "\n".join(
+        f"- **{name}**: `{run['command']}` at {run['date']} (commit {run['commit'] or 'unknown'}), "
+        f"{run['seconds']} s for the run; load average {run['load']}"
+        for name, run in runs.items()
+    )
     note_lines = "\n".join(f"- {n}" for n in notes(results)) or "- none"
     return f"""# Benchmarks
 
-Written by `{command}` in {seconds:.0f} s. Each benchmark is a module under `bench/` whose docstring says
-what it measures; `python -m bench --only NAME` runs one. A value is the median over n runs (unless its
-row says p95) with the p5-p95 spread beside it; a baseline is measured in the same run as its row, and
-the ratio compares the two, so that load from other processes moves both sides alike. Targets are for
-2 CPU cores; the notes under the table say how each row was measured and which way round its ratio is.
-What was changed to reach these numbers (before and after) and why each missed target is missed:
-[performance.md](performance.md).
+Written by `python -m bench --write` from docs/benchmarks.json, which keeps each benchmark's latest run.
+Each benchmark is a module under `bench/` whose docstring says what it measures; `python -m bench --only
+NAME` runs one. A value is the median over n runs (unless its row says p95) with the p5-p95 spread beside
+it; a baseline is measured in the same run as its row, and the ratio compares the two, so that load from
+other processes moves both sides alike. Targets are for 2 CPU cores; the notes under the table say how
+each row was measured and which way round its ratio is. What was changed to reach these numbers (before
+and after) and why each missed target is missed: [performance.md](performance.md).
 
 ## Machine
 
 {info}
-- **load average**: {load_before} before, {load_after} after (other jobs shared these cores)
+
+## How each benchmark was run
+
+{how}
 
 ## Results
 
@@ -166,7 +219,10 @@ What was changed to reach these numbers (before and after) and why each missed t
 """
 
 
-def write_markdown(path: Path, text: str) -> None:
-    """Write `text` to `path`, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+def write(docs: Path, runs: dict[str, dict], machine_info: dict[str, str], order: list[str]) -> None:
+    """Merge `runs` into `docs` (the .md path; its .json beside it) and write both."""
+    data = docs.with_suffix(".json")
+    stored = merged(data, runs, machine_info, order)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text(json.dumps(stored, indent=1, allow_nan=True) + "\n")
+    docs.write_text(markdown(stored))

@@ -70,3 +70,22 @@ def test_seed_summary_groups_runs_by_kind():
     ]
     assert table(rows, base=16.0).splitlines()[3].endswith("| 2.7x |")  # 16 s / 6 s
     assert table(rows, base=None).splitlines()[2].endswith("| - |")
+
+
+def test_writing_one_benchmark_keeps_the_others_rows(tmp_path):
+    from bench import report
+    from bench.report import Result
+
+    docs, machine, order = tmp_path / "benchmarks.md", {"CPU": "test"}, ["predict", "stop", "atlas"]
+    first = [Result("stop", "Stop to its message", 0.5, "s", target="< 1 s", passed=True), Result("atlas", "x", 1, "s")]
+    report.write(docs, report.record(first, "python -m bench --write", "1", "2", 10), machine, order)
+    again = [Result("stop", "Stop to its message", 2.0, "s", target="< 1 s", passed=False)]
+    report.write(docs, report.record(again, "python -m bench --only stop --write", "3", "4", 5), machine, order)
+    text = docs.read_text()
+    assert "| stop | Stop to its message | 2.00 s |" in text and "0.50 s" not in text  # replaced
+    assert "| atlas | x | 1.00 s |" in text  # kept, with how it was run
+    assert (
+        "- **atlas**: `python -m bench --write`" in text and "- **stop**: `python -m bench --only stop --write`" in text
+    )
+    assert "0/1 targets met: failed stop Stop to its message" in text
+    assert text.index("**stop**") < text.index("**atlas**")  # in the benchmarks' order
