@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +18,7 @@ from mnist_demo.data import NUM_CLASSES
 from mnist_demo.inference import SharedModels
 from mnist_demo.runs import RUNS
 from mnist_demo.session import Visitor, is_own
+from ui.page_model import PageModels
 
 T = TypeVar("T")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -60,6 +61,8 @@ class Page:
     demo: gr.Blocks
     models: Models
     visitor: gr.State  # a `session.Visitor` per browser tab
+    # The models the page may fetch to read in the page, one registry per app (ui/page_model.py).
+    page_models: PageModels = field(default_factory=PageModels)
 
 
 class Models:

@@ -31,7 +31,8 @@ from ui.common import DEFAULT_MODEL, DIGITS, DRAW_CONCURRENCY, QUIET, Models, Pa
 from ui.components import DrawingValues
 from ui.gate import Busy, Gate
 from ui.pad import parse_pad_value, stroke_pad
-from ui.reading import message_value, reading_panel, reading_value
+from ui.page_model import ModelInPage, PageModels, page_model_html, page_reference
+from ui.reading import drawn_signature, message_value, reading_panel, reading_value
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "examples" / "strokes.ndjson"
 WEB = Path(__file__).resolve().parents[1] / "mnist_demo" / "web"
@@ -116,6 +117,7 @@ class DrawTab:
     add: gr.Button
     score: gr.Markdown
     map: MapSection  # the map of digits under the pad
+    page_model: ModelInPage  # the model the page reads with while the pen moves, and what sets it
 
 
 def drawing_of(value: object) -> dict | list:
@@ -133,9 +135,10 @@ def drawing_of(value: object) -> dict | list:
 class DrawHandlers:
     """Reading a drawing (strokes, a Sketchpad value or an image) with the picked model, and explaining it."""
 
-    def __init__(self, models: Models, gate: Gate | None = None):
+    def __init__(self, models: Models, gate: Gate | None = None, page_models: PageModels | None = None):
         self.models = models
         self.gate = gate or Gate(DRAW_CONCURRENCY, DRAW_WAITING, PER_VISITOR)
+        self.page_models = page_models if page_models is not None else PageModels()  # to name the model that read, when the page has it
 
     def reading(self, value, key: str, visitor: Visitor | None) -> Reading | None:
         """The drawing read by the picked model (declining what is no digit at the checkpoint's threshold); None
@@ -158,13 +161,25 @@ class DrawHandlers:
     def read(self, value, key: str, visitor: Visitor | None) -> tuple[str | None, Reading | None]:
         """The pad's event: the panel's value, and the reading itself, kept in session state for `why`.
 
-        What cannot be read is said in the verdict's place, not as an error.
+        What cannot be read is said in the verdict's place, not as an error. The value names the strokes
+        read and the model (ui/reading.py `reading_value`), so that the page, which reads as the pen
+        moves, never shows an answer of strokes it has moved on from.
         """
+        drawn = self.drawn(value)
         try:
             reading = self.reading(value, key, visitor)
         except gr.Error as err:
-            return message_value(err.message), None
-        return reading_value(reading), reading
+            return message_value(err.message, drawn), None
+        model = self.page_models.known(self.models.pick(key, visitor).model)  # picked fine just now
+        return reading_value(reading, drawn=drawn, model=model), reading
+
+    @staticmethod
+    def drawn(value) -> str | None:
+        """The signature of the pad's strokes (ui/reading.py `drawn_signature`), or None for any other value."""
+        try:
+            return drawn_signature(parse_pad_value(value)) if isinstance(value, str) else None
+        except ValueError:
+            return None
 
     def why(self, reading: Reading | None, key: str, visitor: Visitor | None):
         """Why the model decided (saliency of each digit), and the digit to offer as the truth."""
@@ -218,7 +233,7 @@ class DrawHandlers:
 def build_draw_tab(page: Page) -> DrawTab:
     """The Draw tab, its events, and /predict."""
     models, visitor = page.models, page.visitor
-    h = DrawHandlers(models)
+    h = DrawHandlers(models, page_models=page.page_models)
     reading = gr.State(None)  # the last stroke's Reading, for the explanation that follows it
     with gr.Tab("Draw"):
         with gr.Row():
@@ -251,6 +266,9 @@ def build_draw_tab(page: Page) -> DrawTab:
         score = gr.Markdown(HINT, elem_id="score")
         atlas = build_map_section(page, reading, picker, truth)
         examples = example_strip(EXAMPLES)
+        # The model the page reads with while the pen moves (renders nothing): the picked one, from the start.
+        first = page_reference(page.page_models, models, DEFAULT_MODEL, None)
+        live = ModelInPage(page.page_models, models, page_model_html(page.page_models, first, elem_id="page-model"))
         # /predict's input and output: never shown, never changed by the page (it draws on the pad).
         api_drawing = DrawingValues(visible=False, label="Drawing", elem_id="api-drawing")
         api_label = gr.Label(visible=False, label="Probabilities")
@@ -268,6 +286,8 @@ def build_draw_tab(page: Page) -> DrawTab:
         )
         read.then(h.why_gated, [reading, picker, visitor], [why, truth], queue=False, **QUIET)
         atlas.follow(read)
+    # The page's copy of the model follows the picker; the Train and Your drawings tabs set it too.
+    picker.change(live.reference, [picker, visitor], live.component, queue=False, **QUIET)
     examples.select(h.example, None, pad, queue=False, **QUIET)
     api_drawing.change(
         h.predict_gated,
@@ -278,4 +298,4 @@ def build_draw_tab(page: Page) -> DrawTab:
         concurrency_limit=DRAW_CONCURRENCY,
         concurrency_id="draw",
     )
-    return DrawTab(pad=pad, panel=panel, picker=picker, truth=truth, add=add, score=score, map=atlas)
+    return DrawTab(pad=pad, panel=panel, picker=picker, truth=truth, add=add, score=score, map=atlas, page_model=live)
