@@ -138,7 +138,9 @@ class DrawHandlers:
     def __init__(self, models: Models, gate: Gate | None = None, page_models: PageModels | None = None):
         self.models = models
         self.gate = gate or Gate(DRAW_CONCURRENCY, DRAW_WAITING, PER_VISITOR)
-        self.page_models = page_models if page_models is not None else PageModels()  # to name the model that read, when the page has it
+        self.page_models = (
+            page_models if page_models is not None else PageModels()
+        )  # to name the model that read, when the page has it
 
     def reading(self, value, key: str, visitor: Visitor | None) -> Reading | None:
         """The drawing read by the picked model (declining what is no digit at the checkpoint's threshold); None

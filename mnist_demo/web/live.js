@@ -138,7 +138,10 @@
       strokes = event.detail.strokes;
       schedule(!event.detail.drawing);
     });
-    models.onChange(() => schedule(true)); // new weights: the same strokes, read again
+    models.onChange((net) => {
+      if (net) schedule(true); // new weights: the same strokes, read again
+      else if (demo.panel && demo.panel.restore) demo.panel.restore(); // none: the server's last answer shows
+    });
     return demo;
   }
 

@@ -23,7 +23,8 @@
 // exception: while the page reads (window.mnistDemo.pageReads(), mnist_demo/web/live.js), a server value
 // whose `drawn` is not the strokes on the pad now (the pen moved on since) or whose `model` is not the
 // page's model is not shown, so the server's answer never takes the panel back to an older state; it is
-// counted in window.mnistDemo.panel.stale. `drawn` is `signature(strokes)` below, which ui/reading.py's
+// counted in window.mnistDemo.panel.stale, and shown after all by panel.restore() (live.js calls it when
+// the page stops reading: a model that could not be fetched). `drawn` is `signature(strokes)` below, which ui/reading.py's
 // `drawn_signature` computes alike. After each render the panel dispatches a 'reading' CustomEvent on
 // `element` (it bubbles: listen on #pred), detail {source, verdict}, with source null for the empty state.
 
@@ -203,11 +204,23 @@ function stale(value) {
   return value.drawn !== signature(strokes) || (typeof value.model === "string" && value.model !== model);
 }
 
+// The last server value kept off screen, shown after all if the page stops reading (its new model failed).
+let held = null;
+panel.restore = () => {
+  if (held !== null && !(typeof demo.pageReads === "function" && demo.pageReads())) render(held);
+  held = null;
+};
+
 demo.showReading = render;
 watch("value", () => {
   // the server's reading, after each stroke
   const value = decode(props.value);
-  if (stale(value)) panel.stale += 1;
-  else render(value);
+  if (stale(value)) {
+    panel.stale += 1;
+    held = value;
+  } else {
+    held = null;
+    render(value);
+  }
 });
 render(props.value);
