@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from testkit.browser import (
-    Pad,
+    StrokePad,
     chromium_missing,
     digit,
     fill_training,
@@ -56,7 +56,7 @@ def page(browser, app_url, request):
     """The app as a new visitor, ready to draw; screenshots and console logs kept when the test fails."""
     failures_before = request.session.testsfailed
     visitor = new_page(browser, app_url)
-    Pad(visitor).wait_until_ready()
+    StrokePad(visitor).wait_until_ready()
     yield visitor
     if request.session.testsfailed > failures_before:
         print(f"\nscreenshots and console logs: {save_evidence([visitor], request.node.name)}")
@@ -68,7 +68,7 @@ def page(browser, app_url, request):
 
 def draw_digit(page, text: str) -> None:
     """Draw `text` on the Draw tab's pad the way a visitor does (the one step that depends on the pad)."""
-    Pad(page).draw(digit(text, height=180))
+    StrokePad(page).draw(digit(text, height=180))
 
 
 def picture_src(page, selector: str) -> str:

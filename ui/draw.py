@@ -1,16 +1,19 @@
 """The Draw tab: the stroke pad, the reading panel (verdict, all ten probabilities, the 28x28 input), why the
 model decided, the model picker, and the example drawings; and the /predict endpoint for scripts.
 
-Each pen-up, Undo or Clear sends the pad's strokes as JSON; a change of model or a clicked example reads
-them too. The reading goes to the panel at once, the explanation follows it. On a phone the columns
-stack, and the verdict and probabilities come right under the pad.
+While the pen moves the page reads the strokes itself with its copy of the picked model (ui/page_model.py,
+`DrawTab.page_model`) and sends the server nothing. Each pen-up, Undo or Clear sends the pad's strokes as
+JSON; a change of model or a clicked example reads them too. The server's reading goes to the panel at
+once (it names the strokes and model it read, so a late one never replaces a newer page reading), the
+explanation follows it. On a phone the columns stack, and the verdict and probabilities come right
+under the pad.
 
 The pad's events skip Gradio's queue (one POST instead of a join and an event stream: the answer comes
 sooner) and pass through `ui.gate.Gate` instead, which bounds how many run at once, how many wait, and
 how many one visitor may have going. /predict, for scripts, is queued like every API call, and passes
 through the same gate.
 
-    python -m pytest tests/test_app.py tests/test_reading.py
+    python -m pytest tests/test_app.py tests/test_reading.py tests/test_page_app.py
 """
 
 from __future__ import annotations
@@ -138,9 +141,8 @@ class DrawHandlers:
     def __init__(self, models: Models, gate: Gate | None = None, page_models: PageModels | None = None):
         self.models = models
         self.gate = gate or Gate(DRAW_CONCURRENCY, DRAW_WAITING, PER_VISITOR)
-        self.page_models = (
-            page_models if page_models is not None else PageModels()
-        )  # to name the model that read, when the page has it
+        # To name the model that read, when the page has it. Not `or`: an empty registry is falsy.
+        self.page_models = page_models if page_models is not None else PageModels()
 
     def reading(self, value, key: str, visitor: Visitor | None) -> Reading | None:
         """The drawing read by the picked model (declining what is no digit at the checkpoint's threshold); None

@@ -4,14 +4,21 @@ The component also reads the stroke pad's strokes in the page while the pen move
 verdict.js and live.js; `window.mnistDemo.read(strokes)`), with the constants in PAGE_READING.
 
 How weights travel: an event names the model the page should run by setting this component's value to
-a small reference (`PageModels.publish` returns it: hash, kind, size, as JSON); the page then asks for
+a small reference (`PageModels.publish` returns it: hash, kind, size, the checkpoint's "not a digit"
+threshold, as JSON); the page then asks for
 the weights with the component's server function, `server.page_weights(hash)`, which answers with
 `mnist_demo.webmodel`'s payload (header plus base64 float32) outside Gradio's queue, and keeps them by
 hash (mnist_demo/web/page_model.js). A model published again unchanged keeps its hash, so the page
 fetches each version once; an epoch's new weights are a new hash.
 
+In the app there is one `PageModels` per app (`ui.common.Page.page_models`) and one component, in the
+Draw tab; `ModelInPage` sets it on load, on a change of the picker, and from every handler that changes
+the picked model (each epoch of a run and Stop, fine-tuning, a loaded weights file).
+
     python -m pytest -q tests/test_page_model.py      # the page against torch, in chromium
     python -m pytest -q tests/test_page_reading.py    # the page's reading against mnist_demo's
+    python -m pytest -q tests/test_page_reference.py  # which model the page gets, and when
+    python -m pytest -q tests/test_page_app.py        # all of it in the app, in chromium
 """
 
 from __future__ import annotations
