@@ -17,10 +17,14 @@ import gradio as gr
 import torch
 
 from mnist_demo.session import Visitor
+from ui.admission import TrainingAdmission, waiting_in
 from ui.common import Models, Page
 from ui.draw import build_draw_tab
 from ui.drawings import build_drawings_tab
+from ui.guard import guard
 from ui.guide import build_guide_tab
+from ui.sessions import MAX_SESSIONS, SessionKeeper, merge_app_kwargs
+from ui.tempfiles import DELETE_CACHE, TempFiles
 from ui.train import build_train_tab
 
 TITLE = "Draw a digit, watch a network learn"
@@ -30,16 +34,17 @@ DESCRIPTION = (
     "handwriting**, **train** your own, and read the beginner's guide it grew from in **Guide**."
 )
 
-QUEUE_SIZE = 64  # requests waiting beyond this are refused with a "queue full" message
+# Requests waiting beyond this are refused with a "queue full" message. Training has its own short line
+# (ui/admission.py) in front of this queue, so the queue is drawing's: at most a second's worth of strokes.
+QUEUE_SIZE = 256
 MAX_UPLOAD = "4mb"  # uploaded weights and drawing archives; the shipped CNN is 0.4 MB
-SESSIONS = 2000  # visitors whose state (model, drawings) is kept; the least recently used go first
+SESSIONS = MAX_SESSIONS  # visitors' sessions kept; which go first is ui/sessions.py's choice
 WORKER_THREADS = 8  # Gradio's thread pool (default 40): 2 cores gain nothing from more, and each costs memory
-# show_error: malformed API payloads get Gradio's own validation message instead of a generic failure.
+# No show_error: Gradio's own exception texts can name the server's paths; the app's messages are gr.Error.
 LAUNCH = {
     "run_history": False,
     "max_file_size": MAX_UPLOAD,
     "state_session_capacity": SESSIONS,
-    "show_error": True,
     "max_threads": WORKER_THREADS,
 }
 # One torch thread per request: on a 2-vCPU Space a training run then takes one core and everyone's
@@ -50,18 +55,31 @@ MALLOC_ARENAS = 2
 ANALYTICS_EVERY = 100  # events between Gradio's summaries of its queue statistics (default: every event)
 
 
+FILES = TempFiles()  # every visitor's downloads, each session's own (its folder is made on first use)
+KEEPER = SessionKeeper(on_drop=[FILES.remove])  # which sessions go when there are too many, and their files
+# Training's own short line, in front of Gradio's queue (which is then drawing's); counts the app's queue.
+ADMISSION = TrainingAdmission(lambda: waiting_in(demo, "train"))
+
+
+def forget_files(request: gr.Request) -> None:
+    """When a visitor's tab closes (Gradio's unload), the files offered to them go."""
+    FILES.remove(request.session_hash)
+
+
 def build_demo(models: Models | None = None) -> gr.Blocks:
     """The whole app; `models` defaults to the shipped weights in weights/."""
     models = models or Models.shipped()
-    with gr.Blocks(title=TITLE) as demo:
+    # analytics_enabled=False: Gradio looks up its servers for a version check when the Blocks is made.
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         visitor = gr.State(Visitor())  # copied for each browser tab: their models and drawings, nobody else's
         gr.Markdown(f"## {TITLE}\n{DESCRIPTION}")
-        page = Page(demo, models, visitor)
+        page = Page(demo, models, visitor, FILES, ADMISSION)
         draw = build_draw_tab(page)
         drawings = build_drawings_tab(page, draw)
         draw.map.refresh_on(drawings.gallery.change)  # the visitor's drawings are on the map
         build_train_tab(page, draw, drawings)
         build_guide_tab(page)
+        demo.unload(forget_files)
     demo.queue(max_size=QUEUE_SIZE)
     return demo
 
@@ -87,9 +105,12 @@ def tune_process(app: gr.Blocks) -> None:
 
 
 def launch(**options):
-    """Tune the process and serve the app; `options` override `LAUNCH` and Gradio's defaults."""
+    """Tune the process and serve the app, guarded (ui/guard.py) and with its sessions kept fairly
+    (ui/sessions.py); `options` override `LAUNCH` and Gradio's defaults."""
     tune_process(demo)
-    return demo.launch(**{**LAUNCH, **options})
+    extra = options.pop("app_kwargs", None) or {}
+    app_kwargs = merge_app_kwargs(guard(demo), KEEPER.app_kwargs(), ADMISSION.app_kwargs(demo), extra)
+    return demo.launch(**{**LAUNCH, **options}, app_kwargs=app_kwargs)
 
 
 demo = build_demo()

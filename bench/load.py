@@ -8,12 +8,17 @@ Reported: errors of any kind (a refused or failed stroke, a run that failed), st
 trainers against without, and the server's memory after each round (flat after the first, which loads
 MNIST and torch's training code).
 
+`measure(command)` runs the same against another command: an older checkout's app.py, or this app with a
+setting changed (VARIANTS, for finding out what the strokes wait for).
+
     python -m bench --only load [--quick]
+    python -c "from bench.load import measure, VARIANTS; print(measure(VARIANTS['training at a lower priority']))"
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tempfile
 import threading
 import time
@@ -102,9 +107,24 @@ def drive(drawers: list, trainers: list, files: list[tuple[str, str]], seconds: 
     return phase
 
 
-def run(quick: bool) -> list[Result]:
+def app_with(setting: str) -> list[str]:
+    """`python app.py` with one line of Python run first (a module constant changed)."""
+    return [sys.executable, "-c", f"{setting}; import runpy; runpy.run_path('app.py', run_name='__main__')"]
+
+
+VARIANTS = {
+    "training at a lower priority": app_with("import ui.runner; ui.runner.TRAINING_NICE = 10"),
+}
+
+
+def measure(command: list[str], quick: bool = False) -> list[Result]:
+    """The benchmark against `command` (run from the repository root) instead of `python app.py`."""
+    return run(quick, command)
+
+
+def run(quick: bool, command: list[str] | None = None) -> list[Result]:
     alone_s, loaded_s = SECONDS[quick]
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp, launched() as app:
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp, launched(command) as app:
         files = png_files(tmp)
         drawers = [connect(app.url) for _ in range(DRAWERS)]
         trainers = [connect(app.url) for _ in range(TRAINERS)]

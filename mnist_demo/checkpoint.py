@@ -212,7 +212,7 @@ def _check_layout(header: dict[str, Any], meta: dict[str, Any]) -> None:
 
 
 @torch.no_grad()
-def _check_outputs(model: nn.Module) -> None:
+def check_outputs(model: nn.Module) -> None:
     """Finite weights can still give NaN or infinite logits (a negative running variance, huge weights)."""
     generator = torch.Generator().manual_seed(0)
     probes = torch.stack(
@@ -251,5 +251,5 @@ def load_checkpoint(source: Path | str | bytes, *, largest: Mapping[str, int] = 
         raise CheckpointError(f"checkpoint holds NaN or infinite weights in {bad[:3]}")
     model = build_model(meta["model"], meta["size"], meta.get("crop", 0))
     model.load_state_dict(tensors, strict=True)
-    _check_outputs(model.eval())
+    check_outputs(model.eval())
     return Checkpoint(model, meta)

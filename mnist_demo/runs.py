@@ -7,7 +7,11 @@ sentence saying what made it. A training run also maps its network before the fi
 every epoch (`replay.Frame`: the map of digits and the first layer), computed here so that a run in
 another process brings its frames along. They change nothing outside themselves: the caller adopts
 the models it is handed (`session.Visitor.adopt`), so a run can live in another thread or process
-(ZeroGPU runs it in a fork) and a stopped run leaves the last epoch's model. Nothing here imports Gradio.
+(ZeroGPU runs it in a fork) and a stopped run leaves the last epoch's model. Stopping a run is closing
+its stream: a training stream yields often enough (every step and every evaluation chunk may end in a
+yield, and the app bounds their cost, `mnist_demo.cost`) that a close takes effect within a second, with
+no flag shared with the caller. A model whose outputs are not finite is never handed over (`RunError`
+says why). Nothing here imports Gradio.
 
     python -m pytest tests/test_runs.py
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +32,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mnist_demo import cost
 from mnist_demo.atlas import map_digits, unmapped_test_digits
-from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
+from mnist_demo.checkpoint import Checkpoint, CheckpointError, check_outputs, checkpoint_metadata
 from mnist_demo.data import Split, load_mnist, normalize
 from mnist_demo.features import features_and_predictions
 from mnist_demo.finetune import FinetuneConfig, FinetuneResult, finetune
@@ -44,6 +50,7 @@ GALLERY_SIZE = 24  # misclassified test digits shown after a run
 ACCURACY_MARGIN = 1.0  # percentage points of room below the lowest accuracy on the plot's y axis
 MODEL_NAMES = {"cnn": "CNN", "mlp": "MLP"}
 SIZE_WORDS = {"cnn": "channels", "mlp": "hidden units"}
+NO_DRAWINGS = "add some drawings of your own first (Draw tab: choose the digit, then Add)"
 
 
 class RunCounter:
@@ -149,13 +156,30 @@ def status_line(event: Progress, config: TrainConfig, accuracy: float | None) ->
     return " · ".join(parts)
 
 
+class RunError(ValueError):
+    """A run that cannot go on, said for the visitor (a diverged loss, a model whose outputs are not finite)."""
+
+
+def results_of(predictions: torch.Tensor, test: Split, limit: int = GALLERY_SIZE) -> Results:
+    """Confusion matrix and the first `limit` misclassified digits, from predictions (N,) on the test split."""
+    wrong = torch.nonzero(predictions != test.labels).flatten()[:limit].tolist()
+    gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(predictions[i])}") for i in wrong]
+    return Results(confusion_matrix(test.labels, predictions).numpy(), gallery, predictions.numpy().astype(np.uint8))
+
+
 def mistakes(model: nn.Module, device: torch.device | str = "cpu", limit: int = GALLERY_SIZE) -> Results:
     """Confusion matrix on the MNIST test set and the first `limit` misclassified digits."""
     test = load_mnist(train=False)
-    preds = predict_split(model, test, device)
-    wrong = torch.nonzero(preds != test.labels).flatten()[:limit].tolist()
-    gallery = [(test.images[i].numpy(), f"{int(test.labels[i])} → {int(preds[i])}") for i in wrong]
-    return Results(confusion_matrix(test.labels, preds).numpy(), gallery, preds.numpy().astype(np.uint8))
+    return results_of(predict_split(model, test, device), test, limit)
+
+
+def checked(checkpoint: Checkpoint, what: str) -> Checkpoint:
+    """`checkpoint`, unless its outputs are NaN or infinite: then RunError saying that `what` made it so."""
+    try:
+        check_outputs(checkpoint.model)
+    except CheckpointError:
+        raise RunError(f"{what} gives NaN or infinite outputs, so it is not kept: try a lower learning rate") from None
+    return checkpoint
 
 
 @torch.no_grad()
@@ -181,39 +205,79 @@ def train_stream(
 
     `watch`: map the network before the first step and after each epoch (`RunUpdate.frame`), with the
     visitor's labelled drawings, `mine` = (images (M, 28, 28) uint8, labels (M,)), placed on each map.
+
+    An update comes at most every `UPDATE_EVERY_S`, and at least that often plus one step or one evaluation
+    chunk (each at most `cost.MAX_STEP_S` for what the app accepts): closing the generator then stops the
+    run within that time, here or in another process that only hands the updates back. Raises RunError
+    when the loss or the model's outputs stop being finite.
     """
     device = torch.device(device)
     model, origin = new_model(config), f"trained: {describe(config)}"
+    train_data, whole_test = load_mnist(train=True), load_mnist(train=False)
+    per_epoch = config.steps_per_epoch(len(train_data))
+    chunk = cost.eval_chunk(config.model, config.size, config.crop)
     losses: list[tuple[int, float]] = []
     accuracies: list[tuple[int, float]] = []
-    last_sent, event, latest = 0.0, None, None
+    pending: list[float] = []  # the losses of the steps since the plot's last point
+    last_sent, event, latest, predictions = 0.0, None, None, None
+
+    def due() -> bool:
+        return time.monotonic() - last_sent >= UPDATE_EVERY_S
 
     def update(status: str, **extra) -> RunUpdate:
+        nonlocal last_sent
+        last_sent = time.monotonic()
         read = None if probe is None else read_probe(model, probe)
         return RunUpdate(loss_table(losses), status, accuracy_table(accuracies), probe=read, **extra)
 
-    replay, test = None, None
+    def predicted(split: Split, doing: str) -> Iterator[RunUpdate]:
+        """Predictions on `split`, chunk by chunk, with an update between chunks when one is due; the
+        generator's return value is the (N,) predictions."""
+        parts = []
+        for start in range(0, len(split), chunk):
+            if due():
+                yield update(f"{doing}: {start:,} of {len(split):,}")
+            part = Split(split.images[start : start + chunk], split.labels[start : start + chunk])
+            parts.append(predict_split(model, part, device))
+        return torch.cat(parts)
+
+    replay, test = None, whole_test
     if watch:
         replay = Replay(*mine) if mine is not None and len(mine[0]) else Replay()
-        test = unmapped_test_digits()  # the loop measures these; the map digits are measured while mapped
+        test = unmapped_test_digits()  # measured here; the map digits are measured while mapped
         yield update("mapping the untrained network...", frame=replay.record(model, 0))
-    for event in train(config, model, test_data=test, device=device):
-        losses.append((event.step, event.loss))
-        if event.test_accuracy is not None:
-            frame = None
-            if replay is not None:
-                event, frame = map_epoch(replay, model, event, test)
-            accuracies.append((event.epoch, 100 * event.test_accuracy))
-            latest = snapshot(model, config, event)
-            status = status_line(event, config, event.test_accuracy)
-            yield update(status, checkpoint=latest, origin=origin, frame=frame)
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent >= UPDATE_EVERY_S:
-            yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
-            last_sent = time.monotonic()
+    # Every step comes back here (log_every=1), so that the run can be stopped between any two; the plot
+    # still gets a point every `config.log_every` steps. The loop tests nothing: the test digits are read
+    # below in chunks, for the same reason.
+    for event in train(dataclasses.replace(config, log_every=1), model, train_data, test.subset(0), device):
+        if not math.isfinite(event.loss):
+            raise RunError(
+                f"training diverged at step {event.step}: the loss became {event.loss}; try a lower learning rate"
+            )
+        pending.append(event.loss)
+        epoch_end = event.step % per_epoch == 0 or event.step == event.total_steps
+        # A point every log_every steps and at each epoch's end; the first as soon as an update goes out,
+        # so that no update shows an empty plot.
+        if len(pending) == config.log_every or epoch_end or (not losses and due()):
+            losses.append((event.step, sum(pending) / len(pending)))
+            pending.clear()
+        if not epoch_end:
+            if due():
+                yield update(status_line(event, config, accuracies[-1][1] / 100 if accuracies else None))
+            continue
+        predictions = yield from predicted(test, f"epoch {event.epoch}/{config.epochs} · testing")
+        event = dataclasses.replace(event, test_accuracy=(predictions == test.labels).float().mean().item())
+        frame = None
+        if replay is not None:
+            event, frame = map_epoch(replay, model, event, test)
+        accuracies.append((event.epoch, 100 * event.test_accuracy))
+        latest = checked(snapshot(model, config, event), f"the model after epoch {event.epoch}")
+        yield update(status_line(event, config, event.test_accuracy), checkpoint=latest, origin=origin, frame=frame)
 
+    if test is not whole_test:  # the last epoch measured the digits off the map only: the gallery needs all
+        predictions = yield from predicted(whole_test, "the confusion matrix and the mistakes")
     done = f"done: {status_line(event, config, event.test_accuracy)} · your model is now selected in the Draw tab"
-    yield update(done, results=mistakes(model, device))
+    yield update(done, results=results_of(predictions, whole_test))
 
 
 def map_epoch(replay: Replay, model: nn.Module, event: Progress, measured: Split) -> tuple[Progress, Frame]:
@@ -238,15 +302,18 @@ def finetune_stream(
     Raises ValueError before the first update when there is nothing to fine-tune on.
     """
     if not len(drawings):
-        raise ValueError("add some drawings of your own first (Draw tab: choose the digit, then Add)")
+        raise ValueError(NO_DRAWINGS)
     losses: list[tuple[int, float]] = []
     origin = f"fine-tuned: {source_name} on {len(drawings)} of your drawings"
     yield RunUpdate(loss_table(losses), "measuring the model on your drawings and on MNIST...")
     for event in finetune(source, drawings, config, device=device):
         if isinstance(event, Progress):
+            if not math.isfinite(event.loss):
+                raise RunError(f"fine-tuning diverged at step {event.step}: the loss became {event.loss}")
             losses.append((event.step, event.loss))
             status = f"fine-tuning: step {event.step}/{event.total_steps} · loss {event.loss:.3f}"
             yield RunUpdate(loss_table(losses), status)
         else:
+            model = checked(event.checkpoint, "the fine-tuned model")
             done = f"done: {event.summary()}"
-            yield RunUpdate(loss_table(losses), done, checkpoint=event.checkpoint, origin=origin, finetuned=event)
+            yield RunUpdate(loss_table(losses), done, checkpoint=model, origin=origin, finetuned=event)

@@ -277,7 +277,9 @@ class StrokePad:
         return box["x"] + u * box["width"] / self.size, box["y"] + v * box["height"] / self.size
 
     def draw(self, strokes: list[Stroke]) -> None:
-        """Each stroke as one press, drag and release of the mouse."""
+        """Each stroke as one press, drag and release of the mouse (the pad scrolled into view first: the mouse
+        only reaches what is on screen)."""
+        self.canvas.scroll_into_view_if_needed()
         box = self.canvas.bounding_box()
         mouse = self.page.mouse
         for line in strokes:
@@ -292,6 +294,7 @@ class StrokePad:
 
         The page needs a context with `has_touch=True`. Moves are sent every PX_PER_STEP canvas pixels.
         """
+        self.canvas.scroll_into_view_if_needed()
         box = self.canvas.bounding_box()
         cdp = self.page.context.new_cdp_session(self.page)
         try:

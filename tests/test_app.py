@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
+from mnist_demo import runs
+from mnist_demo.data import MNISTNotFoundError
 from mnist_demo.session import LATEST, MAX_OWN_MODELS, Visitor
 from mnist_demo.strokes import MAX_POINTS, MAX_STROKES
 from testkit.browser import digit, number
 from testkit.sketches import draw, sketchpad
 from ui import draw as draw_tab
+from ui import train as train_tab
 from ui.common import SHIPPED
 from ui.draw import DrawHandlers
 from ui.train import TrainHandlers
@@ -197,7 +200,7 @@ def test_bad_training_settings_are_refused(trainer, changes):
 def test_training_streams_and_gives_the_visitor_a_model(handlers, trainer, mnist_test):
     visitor = Visitor()
     visitor.drawings.add(sketchpad(draw("3")), 3)
-    updates = list(trainer.train(*train_args(probe=0, epochs=2).values(), visitor))
+    updates = [u for u in trainer.train(*train_args(probe=0, epochs=2).values(), visitor) if u is not None]
     losses, accuracies, status, _, probed, confusion, gallery, weights = updates[-1][:8]
     assert status.startswith("done") and len(losses) >= 1
     # Whole epochs on the accuracy plot's axis, a point from the first epoch on, and room below it.
@@ -225,7 +228,7 @@ def test_stop_says_what_it_kept_and_says_when_nothing_runs(trainer, mnist_test):
     visitor = Visitor()
     assert trainer.stopped(visitor)[0].startswith("Nothing is running")
     run = trainer.train(*train_args(epochs=3).values(), visitor)
-    while not any(isinstance(out, gr.Dropdown) for out in next(run)):  # until the first epoch's model
+    while not any(isinstance(out, gr.Dropdown) for out in next(run) or ()):  # until the first epoch's model
         pass
     run.close()  # what Stop does to the generator
     status, download = trainer.stopped(visitor)
@@ -236,6 +239,41 @@ def test_stop_says_what_it_kept_and_says_when_nothing_runs(trainer, mnist_test):
     run.close()
     if visitor.run is not None and visitor.run.model_key is None:  # stopped before its first epoch ended
         assert trainer.stopped(visitor)[0].startswith("stopped · no epoch had finished")
+
+
+MISSING = "/srv/mnist-demo-secret"  # a server folder that no message may name
+
+
+def no_mnist(train, root=None):
+    raise MNISTNotFoundError(f"MNIST was not found under {MISSING}/MNIST/raw and could not be downloaded")
+
+
+def test_a_missing_mnist_is_said_without_the_servers_folders(trainer, monkeypatch):
+    monkeypatch.setattr(runs, "load_mnist", no_mnist)
+    with pytest.raises(gr.Error) as refused:
+        list(trainer.train(*train_args().values(), Visitor()))
+    assert "MNIST is not on this server" in str(refused.value) and MISSING not in str(refused.value)
+
+
+def test_the_train_tab_names_no_folder_when_mnist_is_missing(models, monkeypatch, tmp_path):
+    import app
+
+    monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "nowhere"))
+    notes = [b.value or "" for b in app.build_demo(models).blocks.values() if isinstance(b, gr.Markdown)]
+    missing = [text for text in notes if "MNIST is not on this server" in text]
+    assert missing and not any(str(tmp_path) in text for text in missing)
+
+
+def test_a_run_whose_model_stops_working_is_refused_with_a_message(trainer, monkeypatch):
+    def failing(config, *args):
+        raise runs.RunError("the model after epoch 1 gives NaN or infinite outputs, so it is not kept")
+        yield
+
+    monkeypatch.setattr(train_tab, "train_stream", failing)
+    visitor = Visitor()
+    with pytest.raises(gr.Error, match="Stopped: the model after epoch 1 gives NaN"):
+        list(trainer.train(*train_args().values(), visitor))
+    assert visitor.models == [] and visitor.run is None
 
 
 def test_the_picker_lists_every_model_of_the_visitor_and_picks_any(models, handlers):

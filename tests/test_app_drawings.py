@@ -146,14 +146,14 @@ def test_fine_tuning_adds_a_model_and_every_earlier_one_stays_pickable(handlers,
     for _, (label, strokes) in list(UNUSUAL.items())[:4]:
         for style in variations(3, seed=label):
             visitor.drawings.add(draw_style(strokes, style), label)
-    first = list(handlers.finetune("cnn", visitor))
+    first = [u for u in handlers.finetune("cnn", visitor) if u is not None]  # None: a tick, nothing new
     status, _, picker = first[-1]
     assert first[0][0].startswith("measuring") and any("step" in u[0] for u in first)
     assert status.startswith("done: your drawings:") and "MNIST" in status
     assert picker.value == visitor.latest.key == "yours-1"
     assert visitor.latest.origin == f"fine-tuned: the CNN on {len(visitor.drawings)} of your drawings"
     # Fine-tuning your own model makes a second one; the first, and the shipped CNN, can still be picked.
-    status, _, picker = list(handlers.finetune("yours-1", visitor))[-1]
+    status, _, picker = [u for u in handlers.finetune("yours-1", visitor) if u is not None][-1]
     assert picker.value == "yours-2" and "your model #1" in visitor.latest.origin
     assert [value for _, value in picker.choices][-2:] == ["yours-1", "yours-2"]
     for key in ("cnn", "yours-1", "yours-2"):
@@ -179,3 +179,18 @@ def test_importing_the_same_archive_twice_adds_nothing_the_second_time(handlers)
 
 def test_score_without_drawings(handlers):
     assert handlers.score("cnn", Visitor()).startswith("No drawings of yours yet")
+
+
+def test_fine_tuning_without_mnist_names_no_server_folder(handlers, monkeypatch):
+    from mnist_demo import finetune
+    from mnist_demo.data import MNISTNotFoundError
+
+    def no_mnist(train, root=None):
+        raise MNISTNotFoundError("MNIST was not found under /srv/mnist-demo-secret/MNIST/raw")
+
+    monkeypatch.setattr(finetune, "load_mnist", no_mnist)
+    visitor = Visitor()
+    handlers.add(pad(digit("4")), "4", "cnn", visitor)
+    with pytest.raises(gr.Error, match="Cannot fine-tune: MNIST is not on this server") as refused:
+        list(handlers.finetune("cnn", visitor))
+    assert "/srv" not in str(refused.value)

@@ -143,7 +143,7 @@ def test_a_run_shows_a_map_and_a_first_layer_per_epoch_and_ends_on_the_draw_tabs
     settings = dict(
         model_name="cnn", size=4, epochs=2, batch_size=64, lr=0.01, optimizer="adam", train_size=300, augment=False
     )
-    updates = list(TrainHandlers(models).train(*settings.values(), 0, 0, visitor, watch))
+    updates = [u for u in TrainHandlers(models).train(*settings.values(), 0, 0, visitor, watch) if u is not None]
     maps = [u[8] for u in updates if isinstance(u[8], np.ndarray)]
     layers = [u[9] for u in updates if isinstance(u[9], np.ndarray)]
     captions = [u[10] for u in updates if isinstance(u[10], str)]

@@ -6,11 +6,18 @@ python -m pytest tests/test_tempfiles.py
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
+import gradio as gr
 import pytest
 
-from ui.tempfiles import TempFiles
+from mnist_demo.session import Run, Visitor
+from testkit.sketches import draw, sketchpad
+from ui.drawings import DrawingsHandlers
+from ui.tempfiles import DELETE_CACHE, TempFiles
+from ui.train import TrainHandlers
 
 
 class Clock:
@@ -97,3 +104,41 @@ def test_close_removes_everything(temp):
     temp.write("s", "x.bin", b"x")
     temp.close()
     assert not temp.root.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# The app's handlers write through TempFiles: weights after Stop and after a run, drawing archives.
+
+
+def mnist_demo_folders() -> set:
+    """Folders the app's temporary files could leave in the system's temporary folder."""
+    return {p for p in Path(tempfile.gettempdir()).glob("mnist-demo-*") if p.is_dir()}
+
+
+def test_sixty_stops_and_exports_leave_a_bounded_number_of_files(models, tmp_path):
+    """Every Stop and every export made a new temporary folder, never removed (60 calls, 60 folders)."""
+    files = TempFiles(tmp_path / "root")
+    trainer, drawings = TrainHandlers(models, files), DrawingsHandlers(models, files)
+    visitor = Visitor()
+    visitor.drawings.add(sketchpad(draw("3")), 3)
+    request = gr.Request(session_hash="visitor")
+    before = mnist_demo_folders()
+    for _ in range(60):
+        visitor.run = Run(model_key=visitor.adopt(models.pick("cnn", None), "test"), epochs=1)
+        status, download = trainer.stopped(visitor, request)
+        assert status.startswith("stopped · your model") and Path(download["value"]).is_file()
+        assert Path(drawings.export(visitor, request)["value"]).name == "my-digits.zip"
+    assert mnist_demo_folders() == before  # nothing outside the app's own folder
+    kept = files_under(files.folder("visitor"))
+    assert len(kept) == files.max_session_files and Path(download["value"]) in kept  # the newest stay
+    files.remove("visitor")  # what the app's unload does
+    assert files_under(files.root) == []
+
+
+def test_the_app_removes_a_sessions_files_when_it_closes_and_when_it_is_dropped():
+    import app
+
+    unload = [d for d in app.demo.config["dependencies"] if any(t[1] == "unload" for t in d["targets"])]
+    assert len(unload) == 1 and app.demo.fns[unload[0]["id"]].fn is app.forget_files
+    assert app.FILES.remove in app.KEEPER.on_drop
+    assert app.demo.delete_cache == DELETE_CACHE  # Gradio's copies and uploads, after the same age

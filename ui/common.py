@@ -5,7 +5,6 @@ python -m pytest tests/test_app.py -k picker
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,9 @@ from mnist_demo.data import NUM_CLASSES
 from mnist_demo.inference import SharedModels
 from mnist_demo.runs import RUNS
 from mnist_demo.session import Visitor, is_own
+from ui.admission import TrainingAdmission
 from ui.page_model import PageModels
+from ui.tempfiles import TempFiles
 
 T = TypeVar("T")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -30,6 +31,8 @@ DRAW_CONCURRENCY = 4  # predictions running at once, all visitors together (each
 TRAIN_CONCURRENCY = 1  # training and fine-tuning runs at once; others wait in the queue, shown their place
 # Events that only refresh the page: no spinner over their outputs, and not part of the public API.
 QUIET = {"show_progress": "hidden", "api_visibility": "private"}
+# What a visitor is told when MNIST is missing: the exception's own text names the server's folders.
+MNIST_MISSING = "MNIST is not on this server and could not be downloaded: training needs it; drawing still works."
 
 
 def tracked(updates: Iterator[T]) -> Iterator[T]:
@@ -47,11 +50,10 @@ def mnist_accuracy(checkpoint: Checkpoint) -> str:
     return f"~{sample:.1%}" if sample is not None else "not measured"
 
 
-def weights_file(checkpoint: Checkpoint, name: str) -> str:
-    """The checkpoint as a .safetensors file (metadata inside) in a fresh temporary folder, for download."""
-    path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / f"mnist-demo-{name}.safetensors"
-    path.write_bytes(checkpoint_bytes(checkpoint.model, **checkpoint.metadata)[0])
-    return str(path)
+def weights_file(checkpoint: Checkpoint, name: str, files: TempFiles, session: str) -> str:
+    """The checkpoint as a .safetensors file (metadata inside) among `session`'s files, for download."""
+    data = checkpoint_bytes(checkpoint.model, **checkpoint.metadata)[0]
+    return str(files.write(session, f"mnist-demo-{name}.safetensors", data))
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Page:
     demo: gr.Blocks
     models: Models
     visitor: gr.State  # a `session.Visitor` per browser tab
+    files: TempFiles = field(default_factory=TempFiles)  # files offered for download, owned by sessions
+    admission: TrainingAdmission = field(default_factory=lambda: TrainingAdmission(lambda: 0))  # training's line
     # The models the page may fetch to read in the page, one registry per app (ui/page_model.py).
     page_models: PageModels = field(default_factory=PageModels)
 

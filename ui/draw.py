@@ -268,8 +268,8 @@ def build_draw_tab(page: Page) -> DrawTab:
             truth = gr.Dropdown(DIGITS, value=None, label="I drew a", elem_id="truth", scale=1, min_width=90)
             add = gr.Button("Add to my drawings", elem_id="add", scale=2)
         score = gr.Markdown(HINT, elem_id="score")
+        examples = example_strip(EXAMPLES)  # next to the pad they go on, above the map
         atlas = build_map_section(page, reading, picker, truth)
-        examples = example_strip(EXAMPLES)
         # The model the page reads with while the pen moves (renders nothing): the picked one, from the start.
         first = page_reference(page.page_models, models, DEFAULT_MODEL, None)
         live = ModelInPage(page.page_models, models, page_model_html(page.page_models, first, elem_id="page-model"))

@@ -8,10 +8,8 @@ and imports them, and fine-tunes the picked model on them (the run streams from 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
@@ -21,13 +19,16 @@ from mnist_demo.data import MNISTNotFoundError
 from mnist_demo.finetune import config_for
 from mnist_demo.inference import MAX_DIGITS, with_article
 from mnist_demo.personal import PersonalSet
-from mnist_demo.runs import RunUpdate, finetune_stream
+from mnist_demo.runs import NO_DRAWINGS, RunUpdate, finetune_stream
 from mnist_demo.session import Visitor
 from mnist_demo.strokes import split_strokes
 from mnist_demo.train import pick_device
-from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked
+from ui.admission import TrainingAdmission
+from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked
 from ui.draw import DrawTab
 from ui.pad import parse_pad_value
+from ui.runner import in_background, streamed
+from ui.tempfiles import TempFiles, session_of
 
 INTRO = (
     "Each drawing you add in the Draw tab lands here with the digit you said it is. See how the chosen model "
@@ -54,15 +55,19 @@ def finetune_where_the_gpu_is(source: Checkpoint, drawings: PersonalSet, name: s
     config, seconds = config_for(source), finetune_seconds(source)
     try:
         yield from zerogpu.within_request(seconds, finetune_stream(source, drawings, name, config, pick_device()))
-    except (ValueError, MNISTNotFoundError) as err:
+    except MNISTNotFoundError:  # its text names the server's folders
+        raise gr.Error(f"Cannot fine-tune: {MNIST_MISSING}") from None
+    except ValueError as err:  # no drawings, or runs.RunError: a model that stopped working is not kept
         raise gr.Error(f"Cannot fine-tune: {err}") from None
 
 
 class DrawingsHandlers:
     """The visitor's set of drawings, read by the picked model."""
 
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, files: TempFiles | None = None, admission: TrainingAdmission | None = None):
         self.models = models
+        self.files = files or TempFiles()  # the archives offered for download, each session's own
+        self.admission = admission or TrainingAdmission(lambda: 0)  # times the runs, for its estimate
 
     def score(self, key: str, visitor: Visitor, predictions: list[int] | None = None) -> str:
         """'Your accuracy' beside the model's MNIST accuracy; `predictions` when the drawings were read already."""
@@ -115,12 +120,10 @@ class DrawingsHandlers:
     def selected(event: gr.SelectData):
         return event.index
 
-    @staticmethod
-    def export(visitor: Visitor):
+    def export(self, visitor: Visitor, request: gr.Request | None = None):
         if not len(visitor.drawings):
             raise gr.Error("There are no drawings to export yet.")
-        path = Path(tempfile.mkdtemp(prefix="mnist-demo-")) / "my-digits.zip"
-        path.write_bytes(visitor.drawings.export_zip())
+        path = self.files.write(session_of(request), "my-digits.zip", visitor.drawings.export_zip())
         return gr.update(value=str(path), visible=True)
 
     def import_set(self, path, key: str, visitor: Visitor):
@@ -135,19 +138,22 @@ class DrawingsHandlers:
         """Fine-tune a copy of the picked model on the visitor's drawings; the result joins their models."""
         source = self.models.pick(key, visitor)
         if not len(visitor.drawings):  # said at once, before any status (and before asking for a GPU)
-            raise gr.Error(
-                "Cannot fine-tune: add some drawings of your own first (Draw tab: choose the digit, then Add)."
-            )
-        for update in tracked(finetune_where_the_gpu_is(source, visitor.drawings, self.models.name(key, visitor))):
-            picker = gr.skip()
-            if update.checkpoint is not None:
-                picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
-            yield update.status, update.losses, picker
+            raise gr.Error(f"Cannot fine-tune: {NO_DRAWINGS}")
+        run = tracked(finetune_where_the_gpu_is(source, visitor.drawings, self.models.name(key, visitor)))
+        with self.admission.run(), in_background(run) as updates:  # see TrainHandlers.train
+            for update in updates:
+                if update is None:  # nothing new yet: a tick, for streamed() to drop
+                    yield None
+                    continue
+                picker = gr.skip()
+                if update.checkpoint is not None:
+                    picker = self.models.picker(visitor, visitor.adopt(update.checkpoint, update.origin))
+                yield update.status, update.losses, picker
 
 
 def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
     """The Your drawings tab, and the Draw tab's Add button and model picker, which change what it shows."""
-    h, visitor = DrawingsHandlers(page.models), page.visitor
+    h, visitor = DrawingsHandlers(page.models, page.files, page.admission), page.visitor
     with gr.Tab("Your drawings"):
         gr.Markdown(INTRO)
         score = gr.Markdown(elem_id="score-mine")
@@ -179,7 +185,7 @@ def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
     export.click(h.export, visitor, exported, **QUIET)
     upload.upload(h.import_set, [upload, draw.picker, visitor], shown, **QUIET)
     finetune.click(
-        draw.page_model.follows(h.finetune, picker_at=2),  # the fine-tuned model goes to the page too
+        streamed(draw.page_model.follows(h.finetune, picker_at=2)),  # the fine-tuned model goes to the page too
         [draw.picker, visitor],
         [status, losses, draw.picker, draw.page_model.component],
         concurrency_limit=TRAIN_CONCURRENCY,

@@ -235,8 +235,12 @@ class ModelInPage:
             @functools.wraps(handler)  # the same signature: Gradio passes gr.Request and the like by it
             def following(*args, **kwargs):
                 visitor = visitor_of(args, kwargs)
-                for out in handler(*args, **kwargs):
-                    yield None if out is None else (*out, self.after(out[picker_at], visitor))
+                updates = handler(*args, **kwargs)
+                try:
+                    for out in updates:
+                        yield None if out is None else (*out, self.after(out[picker_at], visitor))
+                finally:  # closed (a Stop, ui/runner.py): the handler's run is closed at once, not when collected
+                    updates.close()
 
         else:
 

@@ -29,6 +29,12 @@ MAX_TOTAL_BYTES = 512 * 2**20  # every session's files together
 MAX_AGE_S = 15 * 60  # a download link older than this may have gone
 DELETE_CACHE = (60, MAX_AGE_S)  # Gradio's cache: look every minute, remove files older than MAX_AGE_S
 ROOT_PREFIX = "mnist-demo-"
+NO_SESSION = "no-session"  # the owner of files written outside a request (handlers called directly, tests)
+
+
+def session_of(request) -> str:
+    """The session that owns a request's files: Gradio's session hash (a `gr.Request`, or None outside one)."""
+    return getattr(request, "session_hash", None) or NO_SESSION
 
 
 class TempFiles:
@@ -43,13 +49,22 @@ class TempFiles:
         max_age_s: float = MAX_AGE_S,
         clock: Callable[[], float] = time.time,  # compared with file times, so wall-clock
     ):
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._root = Path(root) if root is not None else None  # made on first use: importing the app writes nothing
         self.max_session_files, self.max_session_bytes = max_session_files, max_session_bytes
         self.max_total_bytes, self.max_age_s = max_total_bytes, max_age_s
         self._clock = clock
         self._lock = threading.Lock()  # handlers of many sessions write at once
+        self._root_lock = threading.Lock()
         self._written = itertools.count()  # numbers each file's subfolder in write order (file times are coarse)
+
+    @property
+    def root(self) -> Path:
+        """The folder that holds every session's folder (a fresh temporary folder unless one was given)."""
+        if self._root is None:
+            with self._root_lock:
+                if self._root is None:
+                    self._root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
+        return self._root  # a given root is made by the first write
 
     def folder(self, session: str) -> Path:
         """The folder of `session` (any string: Gradio's session hash); its name is a digest, never the string."""
@@ -88,7 +103,8 @@ class TempFiles:
 
     def close(self) -> None:
         """Remove the root and everything under it (when the app stops)."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     def _sweep(self) -> None:
         deadline = self._clock() - self.max_age_s

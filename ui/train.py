@@ -17,22 +17,24 @@ import numpy as np
 
 from mnist_demo import limits, zerogpu
 from mnist_demo.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from mnist_demo.data import MNISTNotFoundError, mnist_available, mnist_root, raw_dir
+from mnist_demo.data import MNISTNotFoundError, mnist_available
 from mnist_demo.inference import prepare, with_article
 from mnist_demo.learning import Watch
 from mnist_demo.models import GUIDE_HIDDEN
 from mnist_demo.render import gallery_tile
-from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunUpdate, accuracy_range, train_stream
+from mnist_demo.runs import ACCURACY_MARGIN, MODEL_NAMES, Results, RunError, RunUpdate, accuracy_range, train_stream
 from mnist_demo.session import Run, Visitor
 from mnist_demo.train import TrainConfig, pick_device
-from ui.common import QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked, weights_file
+from ui.admission import TrainingAdmission
+from ui.common import MNIST_MISSING, QUIET, TRAIN_CONCURRENCY, Models, Page, mnist_accuracy, tracked, weights_file
 from ui.draw import DrawTab
 from ui.drawings import DrawingsTab
 from ui.learning import MISTAKES_LABEL, LearningHandlers, build_learning_section
+from ui.runner import in_background, streamed
+from ui.tempfiles import TempFiles, session_of
 
 SIZE_LABEL = {"cnn": "Channels of the first conv layer", "mlp": "Hidden units (the guide used 28)"}
 DEFAULT_SIZE = {"cnn": limits.APP_DEFAULTS.size, "mlp": GUIDE_HIDDEN}
-BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 NO_PROBE = ("none", -1)  # the probe picker's value when no drawing is watched
 
 
@@ -46,18 +48,35 @@ def train_where_the_gpu_is(
     try:
         stream = train_stream(config, probe, pick_device(), mine)
         yield from zerogpu.within_request(zerogpu.train_seconds(config), stream)
-    except MNISTNotFoundError as err:
-        raise gr.Error(str(err)) from None
+    except MNISTNotFoundError:  # its text names the server's folders
+        raise gr.Error(MNIST_MISSING) from None
+    except RunError as err:  # a diverged loss, or a model whose outputs are not finite: not kept
+        raise gr.Error(f"Stopped: {err}") from None
 
 
 class TrainHandlers:
     """A visitor's training runs, and the models they load from files."""
 
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, files: TempFiles | None = None, admission: TrainingAdmission | None = None):
         self.models = models
+        self.files = files or TempFiles()  # the weights files offered for download, each session's own
+        self.admission = admission or TrainingAdmission(lambda: 0)  # times the runs, for its estimate
 
     def train(
-        self, model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor, watch=None
+        self,
+        model_name,
+        size,
+        epochs,
+        batch_size,
+        lr,
+        optimizer,
+        train_size,
+        augment,
+        seed,
+        probe,
+        visitor,
+        watch=None,
+        request: gr.Request | None = None,
     ):
         """Train a model with these settings, streaming the loss curve and status; it becomes the picked model.
         `watch` (a `learning.Watch`) turns the run's maps into pictures."""
@@ -82,22 +101,31 @@ class TrainHandlers:
         watch = watch if watch is not None else Watch()
         watch.start(config.epochs, watched, config.crop, mine[1] if mine else None)
         visitor.run = run = Run()
+        session = session_of(request)
         try:
-            for update in tracked(train_where_the_gpu_is(config, watched, mine)):
-                if visitor.run is not run:  # stopped: this run adopts nothing more
-                    return
-                picker = gr.skip()
-                if update.checkpoint is not None:
-                    run.model_key = visitor.adopt(update.checkpoint, update.origin, replace=run.model_key)
-                    run.epochs += 1
-                    picker = self.models.picker(visitor, run.model_key)
-                results = (
-                    [gr.skip()] * 3 if update.results is None else self.finished(update.results, visitor, run, watch)
-                )
-                probed = gr.skip() if update.probe is None else update.probe
-                accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
-                frames = LearningHandlers.frame_outputs(watch, update)
-                yield update.losses, accuracy, update.status, picker, probed, *results, *frames
+            # In a thread of its own: this handler returns at least every tick, so a Stop ends it at once.
+            stream = tracked(train_where_the_gpu_is(config, watched, mine))
+            with self.admission.run(), in_background(stream) as updates:
+                for update in updates:
+                    if visitor.run is not run:  # stopped: this run adopts nothing more
+                        return
+                    if update is None:  # nothing new yet: a tick, for streamed() to drop
+                        yield None
+                        continue
+                    picker = gr.skip()
+                    if update.checkpoint is not None:
+                        run.model_key = visitor.adopt(update.checkpoint, update.origin, replace=run.model_key)
+                        run.epochs += 1
+                        picker = self.models.picker(visitor, run.model_key)
+                    results = (
+                        [gr.skip()] * 3
+                        if update.results is None
+                        else self.finished(update.results, visitor, run, watch, session)
+                    )
+                    probed = gr.skip() if update.probe is None else update.probe
+                    accuracy = gr.ScatterPlot(update.accuracies, y_lim=accuracy_range(update.accuracies))
+                    frames = LearningHandlers.frame_outputs(watch, update)
+                    yield update.losses, accuracy, update.status, picker, probed, *results, *frames
         except Exception:  # not GeneratorExit: a stopped run stays for Stop to report
             if visitor.run is run:
                 visitor.run = None
@@ -105,16 +133,15 @@ class TrainHandlers:
         if visitor.run is run:
             visitor.run = None  # finished
 
-    @staticmethod
-    def finished(results: Results, visitor: Visitor, run: Run, watch: Watch) -> list:
+    def finished(self, results: Results, visitor: Visitor, run: Run, watch: Watch, session: str) -> list:
         """The confusion heatmap, the gallery of mistakes and the weights file of a finished run."""
         tiles = [(gallery_tile(image), caption) for image, caption in results.mistakes]
         gallery = gr.update(value=tiles, label=MISTAKES_LABEL)  # a clicked heatmap cell had renamed it
         own = visitor.model(run.model_key)
-        return [watch.finish(results), gallery, gr.update(value=weights_file(own.checkpoint, own.key), visible=True)]
+        weights = weights_file(own.checkpoint, own.key, self.files, session)
+        return [watch.finish(results), gallery, gr.update(value=weights, visible=True)]
 
-    @staticmethod
-    def stopped(visitor: Visitor):
+    def stopped(self, visitor: Visitor, request: gr.Request | None = None):
         """After Stop: say what was kept, and offer the kept model for download."""
         run, visitor.run = visitor.run, None
         if run is None:
@@ -125,7 +152,7 @@ class TrainHandlers:
         epochs = f"{run.epochs} epoch{'s' * (run.epochs != 1)}"
         return (
             f"stopped · your model #{own.number} after {epochs} is kept and picked in the Draw tab",
-            gr.update(value=weights_file(own.checkpoint, own.key), visible=True),
+            gr.update(value=weights_file(own.checkpoint, own.key, self.files, session_of(request)), visible=True),
         )
 
     def upload(self, path, visitor: Visitor):
@@ -157,13 +184,13 @@ class TrainHandlers:
 
 def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     """The Train tab and its events; a run's models go to the Draw tab's picker."""
-    h, visitor = TrainHandlers(page.models), page.visitor
+    h, visitor = TrainHandlers(page.models, page.files, page.admission), page.visitor
     d = limits.APP_DEFAULTS
     with gr.Tab("Train"):
         if not mnist_available():
-            gr.Markdown(
-                f"**MNIST is not on this machine** (looked in `{raw_dir(mnist_root())}`). Training will "
-                "try to download it; if that fails it says why, and drawing still works."
+            gr.Markdown(  # no folder named: a public page shows none of the server's paths
+                "**MNIST is not on this server.** Training will try to download it; if that fails it says so, "
+                "and drawing still works."
             )
         with gr.Row():
             with gr.Column(scale=2):
@@ -172,7 +199,7 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
                 # (the server refuses a CNN too wide with its own message); the page narrows it on load.
                 size = gr.Slider(1, max(limits.MAX_SIZE.values()), value=d.size, step=1, label=SIZE_LABEL[d.model])
                 epochs = gr.Slider(1, limits.MAX_EPOCHS, value=d.epochs, step=1, label="Epochs")
-                batch_size = gr.Dropdown(BATCH_SIZES, value=d.batch_size, label="Batch size")
+                batch_size = gr.Dropdown(limits.BATCH_SIZES, value=d.batch_size, label="Batch size")
                 lr = gr.Number(d.lr, label="Learning rate (peak of a one-cycle schedule)", minimum=1e-5, maximum=1.0)
                 optimizer = gr.Radio(
                     [("Adam", "adam"), ("SGD + momentum", "sgd")], value=d.optimizer, label="Optimizer"
@@ -218,7 +245,8 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
     # Each epoch's model (the picker, 4th output) goes to the page too, which reads the pad with it at once.
     live = draw.page_model
     run = train.click(
-        live.follows(h.train, picker_at=3),
+        # Stop answered at once, the run ended within a step (ui/runner.py)
+        streamed(live.follows(h.train, picker_at=3)),
         [*settings, learning.watch],
         [
             losses,
