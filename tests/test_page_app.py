@@ -53,6 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # tests/test_page_reading.py's bound where the inputs agree, as they do here, plus the server's rounding
 # of the panel's probabilities to DECIMALS places.
 PROBABILITY_BOUND = 2e-6 + 0.5 * 10**-DECIMALS
+SETTLE_MS = 500  # after the page's pictures have loaded, before a stroke's requests are recorded
+IMAGES_LOADED = "() => [...document.images].every((i) => i.complete)"
 EPOCH_WAIT_MS = 240_000  # a tiny run's epoch is seconds; a loaded shared machine can take much longer
 # Drawn on no digit: the shipped CNN declines each ("That does not look like a digit.").
 NOT_DIGITS = {
@@ -124,6 +126,11 @@ def served(page) -> int:
 
 def test_the_probabilities_move_with_the_pen_and_the_server_hears_only_pen_up(visit):
     page, pad = visit()
+    # The page's own loading done first (pictures fetched as they come into view), so that what is
+    # recorded is what drawing asks for.
+    pad.canvas.scroll_into_view_if_needed()
+    wait_until(page, IMAGES_LOADED, why=lambda: "the page's pictures did not finish loading")
+    page.wait_for_timeout(SETTLE_MS)
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     seven = smooth(digit("7", height=170)[0])
