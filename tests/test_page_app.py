@@ -62,6 +62,13 @@ NOT_DIGITS = {
     "zigzag": [[(30, 60), (250, 80), (30, 120), (250, 140), (30, 180), (250, 220)]],
 }
 LOADED = "() => !!(window.mnistDemo && window.mnistDemo.models && window.mnistDemo.models.currentHash)"
+# A hash drawn right of centre, small enough to stand beside a digit as a second mark.
+NOT_A_NUMBER_PART = [
+    [(170, 80), (180, 200)],
+    [(220, 80), (230, 200)],
+    [(150, 120), (260, 120)],
+    [(150, 165), (260, 165)],
+]
 READS = "() => !!(window.mnistDemo && window.mnistDemo.pageReads && window.mnistDemo.pageReads())"
 # Every page reading ('mnist-demo:reading') and every panel render ('reading' on #pred), as they come.
 RECORD = """() => { window.__page = []; window.__panel = []; window.__hashes = [];
@@ -261,6 +268,7 @@ def test_the_pages_reading_is_the_servers_in_the_app(visit, app_url):
     # Many more, read in the page without drawing: the real drawings as strokes, numbers, no digits.
     lines = (ROOT / "tests" / "drawings" / "strokes.ndjson").read_text().splitlines()
     more = [json.loads(line)["strokes"] for line in lines] + [number("1745")] + list(NOT_DIGITS.values())
+    more.append(digit("4", height=120, centre=(70, 140)) + NOT_A_NUMBER_PART)  # a 4 beside a hash: no number
     values = page.evaluate(
         """(drawings) => drawings.map((s) => { const r = window.mnistDemo.read(s);
           return {drawn: window.mnistDemo.panel.signature(s), verdict: r.verdict, digits: r.digits,
@@ -273,3 +281,4 @@ def test_the_pages_reading_is_the_servers_in_the_app(visit, app_url):
         _same(value, server_value, f"drawing {i}")
         declined += value["verdict"] == "That does not look like a digit."
     assert declined == len(NOT_DIGITS)
+    assert values[-1]["verdict"] == "That does not look like a number: some of it is no digit."
