@@ -1,8 +1,8 @@
 """The reading in the page while the pen moves, in headless chromium: per update, per second, and to the first one.
 
-The harness page (testkit/page_model.py `reading_harness`: the stroke pad, ui/page_model.py's component,
-and the server reading on pen-up as the Draw tab will) runs in this process on one torch thread, as the
-app's requests do. Three measurements:
+The real app's Draw tab (app.py's `build_demo`: the stroke pad, the reading panel, the map, the page-model
+component following the picker, and the server reading on pen-up) runs in this process on one torch
+thread, as the app's requests do. Three measurements:
 
 1. Per update, each shipped model: `window.mnistDemo.read(strokes)` on the 34 real drawings re-recorded
    as strokes (tests/drawings/strokes.ndjson), strokes to verdict (split, 28x28, forward, words), each
@@ -15,7 +15,7 @@ app's requests do. Three measurements:
    off, measured in turns with it).
 3. Pen-down to first reading: testkit's digits drawn with the mouse on the pad, one stroke each, and
    timed in the page from the pointerdown to the first page reading, and to the server's answer shown
-   (it reads on pen-up; the answer counter is watched by a MutationObserver). Requests the page sent
+   (it reads on pen-up; the reading panel's 'reading' event with source "server"). Requests the page sent
    between pen-down and pen-up are counted from its resource timings (there should be none).
 
     python -m bench --only page_reading [--quick]
@@ -26,19 +26,24 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench.page_model import renderer_pids
 from bench.report import Result
-from mnist_demo.checkpoint import load_checkpoint
-from mnist_demo.inference import prepare, read_strokes
+from mnist_demo.inference import read_strokes
+from mnist_demo.reject import decline_threshold
 from testkit.browser import StrokePad, chromium_missing, digit, launch, new_page, wait_until
-from testkit.page_model import pick, served_reading
+from testkit.page_model import READS_WITH
 from testkit.server import ROOT, cpu_seconds
 from testkit.timing import Stats, one_torch_thread
+from ui.common import SHIPPED, Models
+from ui.page_model import PageModels, page_reference
 
 NAME = "page_reading"
-MODELS = ("cnn", "mlp", "mlp-guide")  # every shipped model: weights/<name>.safetensors
+MODELS = tuple(SHIPPED)  # every shipped model: weights/<name>.safetensors, as the app's picker offers them
 RECORDED = ROOT / "tests" / "drawings" / "strokes.ndjson"
 ROUNDS = {True: 2, False: 6}  # turns of page, then server, over all drawings; quick / full
 CPU_RUN_S = {True: 0.5, False: 2.0}  # CPU time of the CPU-time run (/proc counts in 10 ms ticks)
@@ -49,6 +54,7 @@ STROKES = {True: 4, False: 12}  # strokes drawn with the mouse for the pen-down 
 DIGITS = "1702396"  # testkit digits whose first stroke is most of the digit
 TARGET_UPDATE_MS = 10.0  # the issue's target for the CNN, per update
 TARGET_RATE = 20.0  # updates per second while drawing
+CLEAR_SETTLE_MS = 300  # after Clear, before the next stroke: the server's answer to it comes meanwhile
 
 SETUP = "(drawings) => { window.benchDrawings = JSON.parse(drawings); }"
 TIME_READS = """(rounds) => { const times = [];
@@ -87,21 +93,46 @@ REPLAY = """([seconds, perFrame, reading]) => new Promise((done) => {
   }
   requestAnimationFrame(frame);
 })"""
-# Per stroke drawn: pen-down, pen-up, the first page reading, the first after pen-up, the server's answer.
-WATCH = """() => { window.__trial = null; const answers = document.querySelector('#events');
-  const count = () => (answers.innerText.match(/(\\d+) answers/) || [])[1];  // not the status tracker's text
+# Per stroke drawn: pen-down, pen-up, the first page reading, the first after pen-up, the server's answer
+# shown (the reading panel's 'reading' event from a server value; it keeps late answers to older strokes
+# off screen, so only the answer to this stroke counts).
+WATCH = """() => { window.__trial = null;
   document.addEventListener('pointerdown', () => { window.__trial = {down: performance.now(), up: 0, first: 0,
-    last: 0, server: 0, before: count()}; }, true);
+    last: 0, server: 0}; }, true);
   document.addEventListener('pointerup', () => { if (window.__trial) window.__trial.up = performance.now(); }, true);
   window.addEventListener('mnist-demo:reading', () => { const t = window.__trial; if (!t) return;
     const now = performance.now(); if (!t.first) t.first = now; if (t.up && !t.last) t.last = now; });
-  new MutationObserver(() => { const t = window.__trial;
-    if (t && t.up && !t.server && count() !== t.before) t.server = performance.now(); })
-    .observe(answers, {subtree: true, childList: true, characterData: true}); }"""
+  document.querySelector('#pred').addEventListener('reading', (e) => { const t = window.__trial;
+    if (t && t.up && !t.server && e.detail.source === 'server') t.server = performance.now(); }); }"""
 SENT_DURING = """() => { const t = window.__trial;
   return performance.getEntriesByType('resource').filter((e) => e.startTime >= t.down && e.startTime <= t.up)
     .length; }"""
-ANSWERS = "(n) => document.querySelector('#events').innerText.includes(n + ' answers')"
+EMPTY = "() => document.querySelector('#pred .reading').classList.contains('is-empty')"
+
+
+@contextmanager
+def draw_tab() -> Iterator[tuple[str, Models]]:
+    """The real app, built afresh and served on a free loopback port in this process; (its URL, its models).
+
+    app.py's `launch` is not used: it tunes the whole process (torch threads, malloc) for the benchmarks
+    that run after this one too.
+    """
+    from app import build_demo
+
+    models = Models.shipped()
+    demo = build_demo(models)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, run_history=False)
+    try:
+        yield url, models
+    finally:
+        demo.close()
+
+
+def pick(page, name: str, hash_: str) -> None:
+    """Choose shipped model `name` in the Draw tab's picker; wait until the page reads with it (its hash)."""
+    page.locator("#picker input").click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(SHIPPED[name])} \\(")).click()
+    wait_until(page, READS_WITH, hash_, why=lambda: f"the page does not read with {name}")
 
 
 def run(quick: bool) -> list[Result]:
@@ -113,19 +144,19 @@ def run(quick: bool) -> list[Result]:
         return [Result(NAME, "not run: no chromium", math.nan, "", note=reason)]
     from playwright.sync_api import sync_playwright
 
-    nets = {name: prepare(load_checkpoint(ROOT / "weights" / f"{name}.safetensors").model) for name in MODELS}
     drawings = [json.loads(line)["strokes"] for line in RECORDED.read_text().splitlines()]
     rows = []
-    with one_torch_thread(), served_reading(nets, initial="cnn") as (url, hashes), sync_playwright() as playwright:
+    with one_torch_thread(), draw_tab() as (url, models), sync_playwright() as playwright:
+        hashes = {name: json.loads(page_reference(PageModels(), models, name, None))["hash"] for name in MODELS}
         browser = launch(playwright)
         try:
             page = new_page(browser, url)
             pad = StrokePad(page)
             pad.wait_until_ready()
             page.evaluate(SETUP, json.dumps(drawings))
-            for name, net in nets.items():
+            for name in MODELS:
                 pick(page, name, hashes[name])
-                rows += _per_update(page, name, net, drawings, quick)
+                rows += _per_update(page, name, models.pick(name, None), drawings, quick)
             pick(page, "cnn", hashes["cnn"])
             rows += _while_drawing(page, quick)
             rows += _first_reading(page, pad, quick)
@@ -134,17 +165,18 @@ def run(quick: bool) -> list[Result]:
     return rows
 
 
-def _per_update(page, name: str, net, drawings: list, quick: bool) -> list[Result]:
+def _per_update(page, name: str, checkpoint, drawings: list, quick: bool) -> list[Result]:
     """The wall and CPU time of one reading in the page, against the server's reading in this process."""
+    net, decline = checkpoint.model, decline_threshold(checkpoint.metadata)
     page.evaluate(TIME_READS, 1)  # JIT warm-up
     for strokes in drawings[:3]:
-        read_strokes(net, strokes)
+        read_strokes(net, strokes, decline)
     page_ms, server_ms = [], []
     for _ in range(ROUNDS[quick]):
         page_ms += page.evaluate(TIME_READS, 1)
         for strokes in drawings:
             start = time.perf_counter()
-            reading = read_strokes(net, strokes)
+            reading = read_strokes(net, strokes, decline)
             reading.verdict(), reading.label()
             server_ms.append((time.perf_counter() - start) * 1e3)
     page_stats, server_stats = Stats.of(page_ms), Stats.of(server_ms)
@@ -156,7 +188,7 @@ def _per_update(page, name: str, net, drawings: list, quick: bool) -> list[Resul
     server_calls = max(1, math.ceil(CPU_RUN_S[quick] * 1e3 / server_stats.p5))
     start = time.thread_time()
     for i in range(server_calls):
-        reading = read_strokes(net, drawings[i % len(drawings)])
+        reading = read_strokes(net, drawings[i % len(drawings)], decline)
         reading.verdict(), reading.label()
     server_cpu = (time.thread_time() - start) * 1e3 / server_calls
     cnn = name == "cnn"
@@ -231,13 +263,11 @@ def _while_drawing(page, quick: bool) -> list[Result]:
 def _first_reading(page, pad: StrokePad, quick: bool) -> list[Result]:
     """Pen-down to the first page reading and to the server's answer; pen-up to each's reading of the stroke."""
     page.evaluate(WATCH)
-    answers = int(page.inner_text("#events").split()[0])
     first, server, after_up, server_after_up, sent = [], [], [], [], 0
     for i in range(STROKES[quick] + 1):  # the first is a warm-up
         stroke = digit(DIGITS[i % len(DIGITS)], height=170)[0]
         pad.draw([stroke])
-        answers += 1
-        wait_until(page, ANSWERS, answers, why=lambda: "the server's answer did not come")
+        wait_until(page, "() => window.__trial.server > 0", why=lambda: "the server's answer did not show")
         wait_until(page, "() => window.__trial.last > 0", why=lambda: "no page reading after pen-up")
         t = page.evaluate("() => window.__trial")
         if i:
@@ -247,8 +277,8 @@ def _first_reading(page, pad: StrokePad, quick: bool) -> list[Result]:
             server_after_up.append(t["server"] - t["up"])
             sent += page.evaluate(SENT_DURING)
         pad.clear()
-        answers += 1
-        wait_until(page, ANSWERS, answers, why=lambda: "the server's answer to Clear did not come")
+        wait_until(page, EMPTY, why=lambda: "the panel did not empty after Clear")
+        page.wait_for_timeout(CLEAR_SETTLE_MS)  # the server's answer to Clear and its explanation, out of the way
     first_s, server_s = Stats.of(first), Stats.of(server)
     up_s, server_up_s = Stats.of(after_up), Stats.of(server_after_up)
     return [
@@ -262,7 +292,7 @@ def _first_reading(page, pad: StrokePad, quick: bool) -> list[Result]:
             target="before the server's",
             passed=first_s.median < server_s.median,
             note=f"{len(first)} strokes of testkit digits drawn with the mouse (Playwright, a move per "
-            f"25 px); the server reads on pen-up as the Draw tab; requests sent between pen-down and pen-up: "
+            f"25 px) on the app's Draw tab; the server reads on pen-up; requests sent between pen-down and pen-up: "
             f"{sent}; ratio = page / server",
         ),
         Result.timed(

@@ -101,7 +101,10 @@ UNDONE = {
 )
 def test_empty_and_cleared_drawings_ask_for_a_digit(handlers, value):
     assert handlers.predict(value, "cnn", None) is None
-    assert handlers.explain(value, "cnn", None) == (None, None, None)  # the panel's "Draw a digit"
+    panel, why, truth = handlers.explain(value, "cnn", None)
+    assert why is None and truth is None
+    # The panel's "Draw a digit": no value, or (for the pad's strokes) one with no verdict that names them.
+    assert panel is None or (json.loads(panel)["verdict"] is None and json.loads(panel)["drawn"] == "0:0:0")
 
 
 def test_explain_shows_the_input_and_the_saliency(handlers):

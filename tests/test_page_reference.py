@@ -16,10 +16,13 @@ import pytest
 
 from mnist_demo import webmodel
 from mnist_demo.checkpoint import Checkpoint
+from mnist_demo.reject import decline_threshold
 from mnist_demo.session import Visitor
 from testkit.models import random_model
 from ui.common import Models
-from ui.page_model import PAGE_READING, PageModels, page_model_html, page_reference
+from ui.draw import DrawHandlers
+from ui.page_model import PAGE_READING, ModelInPage, PageModels, page_model_html, page_reference
+from ui.reading import drawn_signature
 
 
 def own(seed: int, kind: str = "cnn", size: int = 4) -> Checkpoint:
@@ -84,3 +87,56 @@ def test_the_component_sends_the_page_the_reading_constants(models: Models):
 @pytest.mark.parametrize("key", ["cnn", "mlp", "mlp-guide"])
 def test_every_shipped_model_goes_to_the_page(models: Models, key: str):
     assert page_reference(PageModels(), models, key, None) is not None
+
+
+def test_the_reference_carries_the_checkpoints_not_a_digit_threshold(models: Models):
+    ref = json.loads(page_reference(PageModels(), models, "cnn", None))
+    assert ref["decline_below"] == decline_threshold(models.pick("cnn", None).metadata) is not None
+    visitor = Visitor()
+    key = visitor.adopt(own(0), "trained")  # no threshold in its metadata: it never declines
+    assert json.loads(page_reference(PageModels(), models, key, visitor))["decline_below"] is None
+
+
+def _live(models: Models) -> ModelInPage:
+    with gr.Blocks():
+        return ModelInPage(PageModels(), models, page_model_html(PageModels()))
+
+
+def test_a_handler_that_sets_the_picker_also_sends_the_page_that_model(models: Models):
+    live, visitor = _live(models), Visitor()
+
+    def run(n: int, visitor: Visitor):  # a training run's updates: a tick, a step, then an epoch
+        yield None
+        yield "step", gr.skip()
+        for seed in range(n):
+            key = visitor.adopt(own(seed), "trained", replace=visitor.latest.key if visitor.latest else None)
+            yield "epoch", models.picker(visitor, key)
+
+    outputs = list(live.follows(run, picker_at=1)(2, visitor))
+    assert outputs[0] is None  # ui/runner.py's ticks pass through
+    assert outputs[1][:2] == ("step", outputs[1][1]) and isinstance(outputs[1][2], type(gr.skip()))
+    first, second = (json.loads(o[2])["hash"] for o in outputs[2:])
+    assert first != second  # each epoch's model is a new version in the page
+    assert second == json.loads(live.reference("yours", visitor))["hash"]
+
+    def load(path: str, visitor: Visitor):  # a plain function: the loaded model is picked
+        return "loaded", models.picker(visitor, "mlp")
+
+    status, picker, ref = live.follows(load, picker_at=1)("x.safetensors", visitor=visitor)
+    assert status == "loaded" and json.loads(ref)["kind"] == "mlp"
+
+
+def test_the_server_reading_names_the_strokes_and_the_model_it_read(models: Models):
+    registry = PageModels()
+    handlers = DrawHandlers(models, page_models=registry)
+    strokes = [[[60.5, 50, 0], [220, 50.25, 10], [120, 230, 20]]]
+    value, reading = handlers.read(json.dumps(strokes), "cnn", None)
+    assert reading is not None and json.loads(value)["drawn"] == drawn_signature(strokes)
+    assert "model" not in json.loads(value)  # the page holds no copy of it yet: nothing to compare with
+    ref = json.loads(page_reference(registry, models, "cnn", None))
+    assert json.loads(handlers.read(json.dumps(strokes), "cnn", None)[0])["model"] == ref["hash"]
+    empty = json.loads(handlers.read("[]", "cnn", None)[0])
+    assert empty["verdict"] is None and empty["drawn"] == "0:0:0"  # the empty state, of an empty pad
+    error = json.loads(handlers.read("[[[1, 2], [3]]]", "cnn", None)[0])
+    assert error["error"] is True and "drawn" not in error  # strokes that are no strokes have no signature
+    assert drawn_signature(strokes) != drawn_signature([[p[:2] for p in strokes[0]][::-1]])  # order counts

@@ -136,12 +136,14 @@ def test_the_registry_serves_published_models_by_hash_and_drops_the_oldest():
     registry = PageModels(max_floats=2 * floats)  # room for two of these
     pinned = json.loads(registry.publish(shipped, pin=True))
     ref = json.loads(registry.publish(a))
-    assert set(ref) == {"hash", "kind", "size", "crop"} and ref["kind"] == "cnn" and ref["size"] == 4
+    assert set(ref) == {"hash", "kind", "size", "crop", "decline_below"} and ref["kind"] == "cnn" and ref["size"] == 4
+    assert ref["decline_below"] is None  # published without a threshold: the page never declines
+    assert registry.known(a) == ref["hash"] and registry.known(b) is None  # b: not published, not converted
     payload = registry.payload(ref["hash"])
     assert payload["header"] == page_model(a).header
     assert registry.payload(ref["hash"].upper()) is None  # only our exact keys, never a lookup by pattern
     for bad in (None, 3, ["x"], "../weights", "0" * 32):
         assert registry.payload(bad) is None
     registry.publish(b)  # over the limit: the oldest unpinned goes
-    assert registry.payload(ref["hash"]) is None
+    assert registry.payload(ref["hash"]) is None and registry.known(a) is None
     assert registry.payload(pinned["hash"]) is not None and len(registry) == 2

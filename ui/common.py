@@ -18,6 +18,7 @@ from mnist_demo.inference import SharedModels
 from mnist_demo.runs import RUNS
 from mnist_demo.session import Visitor, is_own
 from ui.admission import TrainingAdmission
+from ui.page_model import PageModels
 from ui.tempfiles import TempFiles
 
 T = TypeVar("T")
@@ -64,6 +65,8 @@ class Page:
     visitor: gr.State  # a `session.Visitor` per browser tab
     files: TempFiles = field(default_factory=TempFiles)  # files offered for download, owned by sessions
     admission: TrainingAdmission = field(default_factory=lambda: TrainingAdmission(lambda: 0))  # training's line
+    # The models the page may fetch to read in the page, one registry per app (ui/page_model.py).
+    page_models: PageModels = field(default_factory=PageModels)
 
 
 class Models:

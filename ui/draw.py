@@ -1,16 +1,19 @@
 """The Draw tab: the stroke pad, the reading panel (verdict, all ten probabilities, the 28x28 input), why the
 model decided, the model picker, and the example drawings; and the /predict endpoint for scripts.
 
-Each pen-up, Undo or Clear sends the pad's strokes as JSON; a change of model or a clicked example reads
-them too. The reading goes to the panel at once, the explanation follows it. On a phone the columns
-stack, and the verdict and probabilities come right under the pad.
+While the pen moves the page reads the strokes itself with its copy of the picked model (ui/page_model.py,
+`DrawTab.page_model`) and sends the server nothing. Each pen-up, Undo or Clear sends the pad's strokes as
+JSON; a change of model or a clicked example reads them too. The server's reading goes to the panel at
+once (it names the strokes and model it read, so a late one never replaces a newer page reading), the
+explanation follows it. On a phone the columns stack, and the verdict and probabilities come right
+under the pad.
 
 The pad's events skip Gradio's queue (one POST instead of a join and an event stream: the answer comes
 sooner) and pass through `ui.gate.Gate` instead, which bounds how many run at once, how many wait, and
 how many one visitor may have going. /predict, for scripts, is queued like every API call, and passes
 through the same gate.
 
-    python -m pytest tests/test_app.py tests/test_reading.py
+    python -m pytest tests/test_app.py tests/test_reading.py tests/test_page_app.py
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from ui.common import DEFAULT_MODEL, DIGITS, DRAW_CONCURRENCY, QUIET, Models, Pa
 from ui.components import DrawingValues
 from ui.gate import Busy, Gate
 from ui.pad import parse_pad_value, stroke_pad
-from ui.reading import message_value, reading_panel, reading_value
+from ui.page_model import ModelInPage, PageModels, page_model_html, page_reference
+from ui.reading import drawn_signature, message_value, reading_panel, reading_value
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "examples" / "strokes.ndjson"
 WEB = Path(__file__).resolve().parents[1] / "mnist_demo" / "web"
@@ -116,6 +120,7 @@ class DrawTab:
     add: gr.Button
     score: gr.Markdown
     map: MapSection  # the map of digits under the pad
+    page_model: ModelInPage  # the model the page reads with while the pen moves, and what sets it
 
 
 def drawing_of(value: object) -> dict | list:
@@ -133,9 +138,11 @@ def drawing_of(value: object) -> dict | list:
 class DrawHandlers:
     """Reading a drawing (strokes, a Sketchpad value or an image) with the picked model, and explaining it."""
 
-    def __init__(self, models: Models, gate: Gate | None = None):
+    def __init__(self, models: Models, gate: Gate | None = None, page_models: PageModels | None = None):
         self.models = models
         self.gate = gate or Gate(DRAW_CONCURRENCY, DRAW_WAITING, PER_VISITOR)
+        # To name the model that read, when the page has it. Not `or`: an empty registry is falsy.
+        self.page_models = page_models if page_models is not None else PageModels()
 
     def reading(self, value, key: str, visitor: Visitor | None) -> Reading | None:
         """The drawing read by the picked model (declining what is no digit at the checkpoint's threshold); None
@@ -158,13 +165,25 @@ class DrawHandlers:
     def read(self, value, key: str, visitor: Visitor | None) -> tuple[str | None, Reading | None]:
         """The pad's event: the panel's value, and the reading itself, kept in session state for `why`.
 
-        What cannot be read is said in the verdict's place, not as an error.
+        What cannot be read is said in the verdict's place, not as an error. The value names the strokes
+        read and the model (ui/reading.py `reading_value`), so that the page, which reads as the pen
+        moves, never shows an answer of strokes it has moved on from.
         """
+        drawn = self.drawn(value)
         try:
             reading = self.reading(value, key, visitor)
         except gr.Error as err:
-            return message_value(err.message), None
-        return reading_value(reading), reading
+            return message_value(err.message, drawn), None
+        model = self.page_models.known(self.models.pick(key, visitor).model)  # picked fine just now
+        return reading_value(reading, drawn=drawn, model=model), reading
+
+    @staticmethod
+    def drawn(value) -> str | None:
+        """The signature of the pad's strokes (ui/reading.py `drawn_signature`), or None for any other value."""
+        try:
+            return drawn_signature(parse_pad_value(value)) if isinstance(value, str) else None
+        except ValueError:
+            return None
 
     def why(self, reading: Reading | None, key: str, visitor: Visitor | None):
         """Why the model decided (saliency of each digit), and the digit to offer as the truth."""
@@ -218,7 +237,7 @@ class DrawHandlers:
 def build_draw_tab(page: Page) -> DrawTab:
     """The Draw tab, its events, and /predict."""
     models, visitor = page.models, page.visitor
-    h = DrawHandlers(models)
+    h = DrawHandlers(models, page_models=page.page_models)
     reading = gr.State(None)  # the last stroke's Reading, for the explanation that follows it
     with gr.Tab("Draw"):
         with gr.Row():
@@ -251,6 +270,9 @@ def build_draw_tab(page: Page) -> DrawTab:
         score = gr.Markdown(HINT, elem_id="score")
         examples = example_strip(EXAMPLES)  # next to the pad they go on, above the map
         atlas = build_map_section(page, reading, picker, truth)
+        # The model the page reads with while the pen moves (renders nothing): the picked one, from the start.
+        first = page_reference(page.page_models, models, DEFAULT_MODEL, None)
+        live = ModelInPage(page.page_models, models, page_model_html(page.page_models, first, elem_id="page-model"))
         # /predict's input and output: never shown, never changed by the page (it draws on the pad).
         api_drawing = DrawingValues(visible=False, label="Drawing", elem_id="api-drawing")
         api_label = gr.Label(visible=False, label="Probabilities")
@@ -268,6 +290,8 @@ def build_draw_tab(page: Page) -> DrawTab:
         )
         read.then(h.why_gated, [reading, picker, visitor], [why, truth], queue=False, **QUIET)
         atlas.follow(read)
+    # The page's copy of the model follows the picker; the Train and Your drawings tabs set it too.
+    picker.change(live.reference, [picker, visitor], live.component, queue=False, **QUIET)
     examples.select(h.example, None, pad, queue=False, **QUIET)
     api_drawing.change(
         h.predict_gated,
@@ -278,4 +302,4 @@ def build_draw_tab(page: Page) -> DrawTab:
         concurrency_limit=DRAW_CONCURRENCY,
         concurrency_id="draw",
     )
-    return DrawTab(pad=pad, panel=panel, picker=picker, truth=truth, add=add, score=score, map=atlas)
+    return DrawTab(pad=pad, panel=panel, picker=picker, truth=truth, add=add, score=score, map=atlas, page_model=live)

@@ -185,9 +185,9 @@ def build_drawings_tab(page: Page, draw: DrawTab) -> DrawingsTab:
     export.click(h.export, visitor, exported, **QUIET)
     upload.upload(h.import_set, [upload, draw.picker, visitor], shown, **QUIET)
     finetune.click(
-        streamed(h.finetune),
+        streamed(draw.page_model.follows(h.finetune, picker_at=2)),  # the fine-tuned model goes to the page too
         [draw.picker, visitor],
-        [status, losses, draw.picker],
+        [status, losses, draw.picker, draw.page_model.component],
         concurrency_limit=TRAIN_CONCURRENCY,
         concurrency_id="train",
         **QUIET,

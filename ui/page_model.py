@@ -4,35 +4,50 @@ The component also reads the stroke pad's strokes in the page while the pen move
 verdict.js and live.js; `window.mnistDemo.read(strokes)`), with the constants in PAGE_READING.
 
 How weights travel: an event names the model the page should run by setting this component's value to
-a small reference (`PageModels.publish` returns it: hash, kind, size, as JSON); the page then asks for
+a small reference (`PageModels.publish` returns it: hash, kind, size, the checkpoint's "not a digit"
+threshold, as JSON); the page then asks for
 the weights with the component's server function, `server.page_weights(hash)`, which answers with
 `mnist_demo.webmodel`'s payload (header plus base64 float32) outside Gradio's queue, and keeps them by
 hash (mnist_demo/web/page_model.js). A model published again unchanged keeps its hash, so the page
 fetches each version once; an epoch's new weights are a new hash.
 
+In the app there is one `PageModels` per app (`ui.common.Page.page_models`) and one component, in the
+Draw tab; `ModelInPage` sets it on load, on a change of the picker, and from every handler that changes
+the picked model (each epoch of a run and Stop, fine-tuning, a loaded weights file).
+
     python -m pytest -q tests/test_page_model.py      # the page against torch, in chromium
     python -m pytest -q tests/test_page_reading.py    # the page's reading against mnist_demo's
+    python -m pytest -q tests/test_page_reference.py  # which model the page gets, and when
+    python -m pytest -q tests/test_page_app.py        # all of it in the app, in chromium
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import torch
 from torch import nn
 
 from mnist_demo.data import normalize
-from mnist_demo.inference import MAX_DIGITS, NUMBER_ALTERNATIVES, UNSURE_BELOW
+from mnist_demo.inference import MAX_DIGITS, NOT_A_DIGIT, NOT_A_NUMBER, NUMBER_ALTERNATIVES, UNSURE_BELOW
+from mnist_demo.reject import decline_threshold
 from mnist_demo.session import Visitor, is_own
 from mnist_demo.strokes import PAGE_CONSTANTS
 from mnist_demo.webmodel import HASH_CHARS, PageModel, PageModelError, page_model
-from ui.common import Models
+
+if TYPE_CHECKING:  # ui.common holds a registry per app (Page), so it imports this module
+    from ui.common import Models
 
 WEB = Path(__file__).resolve().parents[1] / "mnist_demo" / "web"
 # What the server keeps for pages to fetch, all visitors together: 64 MB of float32, about 150 CNNs of
@@ -49,6 +64,8 @@ PAGE_READING = {
     "unsure_below": UNSURE_BELOW,
     "max_digits": MAX_DIGITS,
     "number_alternatives": NUMBER_ALTERNATIVES,
+    "not_a_digit": NOT_A_DIGIT,  # the verdicts of a drawing below the checkpoint's `decline_below`
+    "not_a_number": NOT_A_NUMBER,
 }
 SCRIPTS = ("net.js", "read.js", "verdict.js", "live.js")  # in the page's head, in this order
 START = "\nMnistLive.start(props.constants, window.mnistDemo.models);\n"  # after page_model.js
@@ -67,32 +84,39 @@ class PageModels:
         self._published: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self.conversions = 0  # models converted to the page's format so far (the tests count them)
 
-    def publish(self, model: nn.Module, pin: bool = False) -> str:
+    def publish(self, model: nn.Module, pin: bool = False, decline_below: float | None = None) -> str:
         """Make `model` fetchable by the page; the component value that names it (pass it to the gr.HTML).
 
-        `pin` keeps it whatever comes later (the shipped models). A model published before and still kept
-        is not converted again, so `model` must not change once published. Raises
-        `webmodel.PageModelError` for a model too big for the page: the caller then leaves the page
-        without one (the server reads).
+        `pin` keeps it whatever comes later (the shipped models); `decline_below` is its checkpoint's "not a
+        digit" threshold (`reject.decline_threshold`), which the page applies as the server does. A model
+        published before and still kept is not converted again, so `model` must not change once
+        published. Raises `webmodel.PageModelError` for a model too big for the page: the caller then
+        leaves the page without one (the server reads).
         """
         with self._lock:
             known = self._published.get(model)
             if known in self._kept:
-                return self._keep(self._kept[known], pin)
+                return self._keep(self._kept[known], pin, decline_below)
         page = page_model(model)  # outside the lock: a few ms for a CNN, more for a wide MLP
         with self._lock:
             self.conversions += 1
             self._published[model] = page.hash
             self._kept[page.hash] = page
-            return self._keep(page, pin)
+            return self._keep(page, pin, decline_below)
 
-    def _keep(self, page: PageModel, pin: bool) -> str:
+    def known(self, model: nn.Module) -> str | None:
+        """The hash `model` was published under while the page may still hold it; None otherwise (nothing converted)."""
+        with self._lock:
+            known = self._published.get(model)
+            return known if known in self._kept else None
+
+    def _keep(self, page: PageModel, pin: bool, decline_below: float | None) -> str:
         """Mark `page` as the most recently used (and pinned), trim the rest; its reference. Under the lock."""
         self._kept.move_to_end(page.hash)
         if pin:
             self._pinned.add(page.hash)
         self._trim()
-        return reference(page)
+        return reference(page, decline_below)
 
     def payload(self, key: object) -> dict | None:
         """The payload of a published model, or None for anything else (unknown, dropped, not a hash)."""
@@ -122,9 +146,10 @@ class PageModels:
                 total -= self._kept.pop(key).weights.size
 
 
-def reference(page: PageModel) -> str:
-    """The component value naming `page`: its hash and what it is, as JSON (the page fetches by hash)."""
-    return json.dumps({k: page.header[k] for k in ("hash", "kind", "size", "crop")})
+def reference(page: PageModel, decline_below: float | None = None) -> str:
+    """The component value naming `page`: its hash, what it is and its checkpoint's "not a digit" threshold
+    (null: it never declines), as JSON (the page fetches the weights by hash)."""
+    return json.dumps({**{k: page.header[k] for k in ("hash", "kind", "size", "crop")}, "decline_below": decline_below})
 
 
 def page_reference(registry: PageModels, models: Models, key: object, visitor: Visitor | None) -> str | None:
@@ -140,7 +165,9 @@ def page_reference(registry: PageModels, models: Models, key: object, visitor: V
     except gr.Error:  # the Draw tab's own reading says what is wrong with the key
         return None
     try:
-        return registry.publish(checkpoint.model, pin=not is_own(key))
+        return registry.publish(
+            checkpoint.model, pin=not is_own(key), decline_below=decline_threshold(checkpoint.metadata)
+        )
     except PageModelError:
         return None
 
@@ -165,3 +192,61 @@ def page_model_html(models: PageModels, value: str | None = None, **kwargs) -> g
         constants=PAGE_READING,  # props.constants in live.js
         **kwargs,
     )
+
+
+@dataclass(frozen=True)
+class ModelInPage:
+    """The Draw tab's page-model component and what sets it: every event that changes the model the tab reads with.
+
+    `reference(key, visitor)` is the component's value for a picker value (a handler for picker.change and
+    Stop); `follows(handler, picker_at)` wraps a handler whose outputs include the picker, at that
+    position, into one whose outputs end with the component's value: the picked model's reference each
+    time the handler sets the picker (each epoch of a run, a fine-tuning, a loaded file), else
+    `gr.skip()`. Handlers may be plain functions or generators (whose `None` ticks pass through, for
+    ui/runner.py's `streamed`); the visitor is the argument that is a `Visitor`.
+
+        live = ModelInPage(page.page_models, page.models, draw.page_model)
+        train.click(live.follows(h.train, picker_at=3), inputs, [..., draw.picker, ..., live.component])
+    """
+
+    registry: PageModels
+    models: Models
+    component: gr.HTML
+
+    def reference(self, key: object, visitor: Visitor | None = None) -> str | None:
+        return page_reference(self.registry, self.models, key, visitor)
+
+    def after(self, picker: object, visitor: Visitor | None):
+        """The component's output for a handler's picker output: the new model's reference, or gr.skip()."""
+        if isinstance(picker, gr.Dropdown):  # made in a handler, it keeps its arguments, not a .value
+            key = picker.constructor_args.get("value")
+        elif isinstance(picker, dict):  # gr.update(value=...)
+            key = picker.get("value")
+        else:
+            key = None
+        return gr.skip() if key is None else self.reference(key, visitor)  # gr.skip(): the same model
+
+    def follows(self, handler: Callable, picker_at: int) -> Callable:
+        def visitor_of(args: tuple, kwargs: dict) -> Visitor | None:
+            return next((a for a in (*args, *kwargs.values()) if isinstance(a, Visitor)), None)
+
+        if inspect.isgeneratorfunction(handler):
+
+            @functools.wraps(handler)  # the same signature: Gradio passes gr.Request and the like by it
+            def following(*args, **kwargs):
+                visitor = visitor_of(args, kwargs)
+                updates = handler(*args, **kwargs)
+                try:
+                    for out in updates:
+                        yield None if out is None else (*out, self.after(out[picker_at], visitor))
+                finally:  # closed (a Stop, ui/runner.py): the handler's run is closed at once, not when collected
+                    updates.close()
+
+        else:
+
+            @functools.wraps(handler)
+            def following(*args, **kwargs):
+                out = handler(*args, **kwargs)
+                return (*out, self.after(out[picker_at], visitor_of(args, kwargs)))
+
+        return following

@@ -11,6 +11,7 @@ processing at once, where a nested list of 784 numbers per digit would be walked
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import gradio as gr
@@ -43,6 +44,18 @@ def reading_panel(**kwargs) -> gr.HTML:
     return gr.HTML(**{**options, **kwargs})
 
 
+def drawn_signature(strokes: list) -> str:
+    """The strokes in a few numbers, as reading.js's `signature` makes them from the pad's (the same additions, in
+    the same order, of the same doubles): the panel tells by it whether a server reading is of the strokes on
+    the pad now."""
+    points, total = 0, 0.0
+    for stroke in strokes:
+        for point in stroke:
+            total += (point[0] + 3 * point[1]) * (points % 7 + 1)
+            points += 1
+    return f"{len(strokes)}:{points}:{math.floor(total * 100)}"
+
+
 def reading_dict(reading: Reading, source: str = "server") -> dict:
     """A reading as the panel's value (see reading.js): verdict, each digit's probabilities and input, numbers."""
     value = {
@@ -61,11 +74,26 @@ def reading_dict(reading: Reading, source: str = "server") -> dict:
     return value
 
 
-def reading_value(reading: Reading | None, source: str = "server") -> str | None:
-    """The panel's value for a reading (JSON), or None for nothing drawn."""
-    return None if reading is None else json.dumps(reading_dict(reading, source), separators=(",", ":"))
+def reading_value(
+    reading: Reading | None, source: str = "server", drawn: str | None = None, model: str | None = None
+) -> str | None:
+    """The panel's value for a reading (JSON), or None for nothing drawn.
+
+    `drawn` (`drawn_signature` of the strokes read) and `model` (the page-model hash of the model that
+    read them, when the page has it) let the panel keep an answer that came too late off screen; with
+    `drawn`, nothing drawn is a value too (no verdict: the empty state).
+    """
+    if reading is None:
+        return None if drawn is None else json.dumps({"source": source, "verdict": None, "digits": [], "drawn": drawn})
+    value = reading_dict(reading, source)
+    if drawn is not None:
+        value["drawn"] = drawn
+    if model is not None:
+        value["model"] = model
+    return json.dumps(value, separators=(",", ":"))
 
 
-def message_value(text: str) -> str:
+def message_value(text: str, drawn: str | None = None) -> str:
     """The panel's value when the drawing cannot be read: the reason in the verdict's place."""
-    return json.dumps({"source": "server", "verdict": text, "digits": [], "error": True})
+    value = {"source": "server", "verdict": text, "digits": [], "error": True}
+    return json.dumps(value if drawn is None else {**value, "drawn": drawn})

@@ -242,19 +242,36 @@ def build_train_tab(page: Page, draw: DrawTab, drawings: DrawingsTab) -> None:
         )
 
     settings = [model_name, size, epochs, batch_size, lr, optimizer, train_size, augment, seed, probe, visitor]
+    # Each epoch's model (the picker, 4th output) goes to the page too, which reads the pad with it at once.
+    live = draw.page_model
     run = train.click(
-        streamed(h.train),  # Stop answered at once, the run ended within a step (ui/runner.py)
+        # Stop answered at once, the run ended within a step (ui/runner.py)
+        streamed(live.follows(h.train, picker_at=3)),
         [*settings, learning.watch],
-        [losses, accuracies, status, draw.picker, probed, learning.heatmap, mistakes, download, *learning.outputs],
+        [
+            losses,
+            accuracies,
+            status,
+            draw.picker,
+            probed,
+            learning.heatmap,
+            mistakes,
+            download,
+            *learning.outputs,
+            live.component,
+        ],
         api_name="train",
         show_progress="hidden",
         concurrency_limit=TRAIN_CONCURRENCY,
         concurrency_id="train",
     )
     # The message waits for the cancel: sent alongside it, a last progress update could overwrite it.
-    stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)
+    stopped = stop.click(None, None, None, cancels=[run]).then(h.stopped, visitor, [status, download], **QUIET)
+    stopped.then(live.reference, [draw.picker, visitor], live.component, **QUIET)  # the model kept, in the page
     learning.connect(mistakes)
-    upload.upload(h.upload, [upload, visitor], [status, draw.picker], **QUIET)
+    upload.upload(
+        live.follows(h.upload, picker_at=1), [upload, visitor], [status, draw.picker, live.component], **QUIET
+    )
     drawings.gallery.change(h.probes, visitor, probe, **QUIET)
     model_name.change(h.size_slider, model_name, size, **QUIET)
     page.demo.load(h.size_slider, model_name, size, **QUIET)

@@ -5,13 +5,17 @@
 //
 //   window.mnistDemo.read(strokes) -> the page's reading of strokes (the pad's value, parsed), or null
 //       when the page cannot read (no model in the page yet or at all, a model that failed, disabled):
-//       {source: "page", label, verdict, digits: [{probabilities, input}], numbers, probabilities,
+//       {source: "page", label, verdict, digits: [{probabilities, input}], numbers, declined, probabilities,
 //        input, features, modelHash, ms}
 //       label: the digits read ("7", "42"; "" when nothing is), verdict: inference.py's sentence (null
 //       when nothing is read: an empty pad, a dot), probabilities / input / features: one array per digit
 //       (10 probabilities, 784 uint8 pixels of what the network saw, the classifier's input), numbers:
 //       Reading.label() as [text, p] pairs, ms: how long the reading took. Throws an Error for strokes
 //       that are not strokes, with strokes.py's message.
+//       declined: true when some digit is below the model's "not a digit" threshold (its reference's
+//       decline_below), as inference.Reading.declined; the verdict then says so.
+//   window.mnistDemo.pageReads() -> whether the page reads now (a model arrived and working, not disabled):
+//       the reading panel then keeps a server reading of older strokes or of another model off screen.
 //   window.mnistDemo.disabled -> true: the page reads nothing and the server's reading is all there is.
 //       Set it from a script, or open the page with ?page_model=off.
 //   window.mnistDemo.live -> {readings, skipped, lastMs, last}: counts for tests and the benchmark.
@@ -63,13 +67,18 @@
       }
       const probabilities = outputs.map((o) => Array.from(o.probabilities));
       const input = sketches.map((s) => Array.from(s.image));
-      const said = sketches.length ? words.describe(probabilities) : { text: "", verdict: null, numbers: [] };
+      const ref = models.currentRef;
+      const declineBelow = ref && ref.hash === net.hash ? ref.decline_below : null;
+      const said = sketches.length
+        ? words.describe(probabilities, declineBelow)
+        : { text: "", verdict: null, declined: false, numbers: [] };
       return {
         source: "page",
         label: said.text,
         verdict: said.verdict,
         digits: probabilities.map((p, i) => ({ probabilities: p, input: input[i] })),
         numbers: said.numbers,
+        declined: said.declined,
         probabilities,
         input,
         features: outputs.map((o) => Array.from(o.features)),
@@ -78,6 +87,7 @@
       };
     }
     demo.read = read;
+    demo.pageReads = () => usable() !== null;
 
     // ---- following the pad
     let strokes = null; // the last strokes the pad announced (its live arrays: read, never changed)
@@ -128,7 +138,10 @@
       strokes = event.detail.strokes;
       schedule(!event.detail.drawing);
     });
-    models.onChange(() => schedule(true)); // new weights: the same strokes, read again
+    models.onChange((net) => {
+      if (net) schedule(true); // new weights: the same strokes, read again
+      else if (demo.panel && demo.panel.restore) demo.panel.restore(); // none: the server's last answer shows
+    });
     return demo;
   }
 

@@ -12,14 +12,21 @@
 //    "digits": [{"probabilities": [p0, ..., p9],          per digit, left to right: softmax, 0-9 order
 //                "input": [784 integers 0-255]}, ...],     the 28 x 28 input, row-major, white ink on black
 //    "numbers": [["42", 0.91], ["47", 0.05], ...],          several digits: the likeliest readings, best first
-//    "error": true}                                        optional: the verdict is a message, not a reading
+//    "error": true,                                        optional: the verdict is a message, not a reading
+//    "drawn": "3:41:1234567",                              optional: the strokes read (their `signature`)
+//    "model": "9f0c..."}                                   optional: the page-model hash of the model that read
 // null, "" or a value without a verdict shows the empty state, "Draw a digit". One digit shows ten bars in
 // fixed 0-9 order; a number shows its likeliest readings as bars instead. Malformed parts are left out.
 //
 // The page's reader renders its own readings with window.mnistDemo.showReading(value) (same format,
-// "source": "page"); the last value shown wins, whether it came from the server or the page. After each
-// render the panel dispatches a 'reading' CustomEvent on `element` (it bubbles: listen on #pred), detail
-// {source, verdict}, with source null for the empty state.
+// "source": "page"); the last value shown wins, whether it came from the server or the page, with one
+// exception: while the page reads (window.mnistDemo.pageReads(), mnist_demo/web/live.js), a server value
+// whose `drawn` is not the strokes on the pad now (the pen moved on since) or whose `model` is not the
+// page's model is not shown, so the server's answer never takes the panel back to an older state; it is
+// counted in window.mnistDemo.panel.stale, and shown after all by panel.restore() (live.js calls it when
+// the page stops reading: a model that could not be fetched). `drawn` is `signature(strokes)` below, which ui/reading.py's
+// `drawn_signature` computes alike. After each render the panel dispatches a 'reading' CustomEvent on
+// `element` (it bubbles: listen on #pred), detail {source, verdict}, with source null for the empty state.
 
 const C = props.constants;
 const SIZE = C.image_size; // 28
@@ -83,16 +90,32 @@ function isProbabilities(p) {
   return Array.isArray(p) && p.length === MAX_BARS && p.every(Number.isFinite);
 }
 
-// A reading value -> {source, verdict, error, entries: [[label, share]], top, inputs: [[784]]}, or null.
-function parse(value) {
-  let reading = value;
-  if (typeof value === "string") {
-    try {
-      reading = value.trim() ? JSON.parse(value) : null;
-    } catch (error) {
-      reading = null;
+// A reading value as an object (a JSON string parsed), or null.
+function decode(value) {
+  if (typeof value !== "string") return value && typeof value === "object" ? value : null;
+  try {
+    return value.trim() ? JSON.parse(value) : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+// The strokes on the pad, in a few numbers: how many strokes and points, and a weighted sum of the
+// coordinates in drawing order (the same double additions as ui/reading.py's drawn_signature).
+function signature(strokes) {
+  let points = 0;
+  let total = 0;
+  for (const stroke of strokes) {
+    for (const point of stroke) {
+      total += (point[0] + 3 * point[1]) * ((points % 7) + 1);
+      points += 1;
     }
   }
+  return `${strokes.length}:${points}:${Math.floor(total * 100)}`;
+}
+
+// A decoded reading value -> {source, verdict, error, entries: [[label, share]], top, inputs: [[784]]}, or null.
+function parse(reading) {
   if (!reading || typeof reading !== "object" || typeof reading.verdict !== "string") return null;
   const digits = (Array.isArray(reading.digits) ? reading.digits : []).slice(0, MAX_VIEWS);
   let entries = [];
@@ -154,7 +177,7 @@ function showInputs(inputs) {
 }
 
 function render(value) {
-  const reading = parse(value);
+  const reading = parse(decode(value));
   root.classList.toggle("is-empty", !reading);
   root.classList.toggle("is-error", !!reading && reading.error);
   root.dataset.source = reading ? reading.source : "";
@@ -166,6 +189,38 @@ function render(value) {
 }
 
 const demo = (window.mnistDemo = window.mnistDemo || {});
+const panel = (demo.panel = { stale: 0, signature });
+let strokes = []; // the pad's strokes as it last announced them (mnist_demo/web/pad.js)
+document.addEventListener("strokes", (event) => {
+  strokes = event.detail.strokes;
+});
+
+// Is this server value of other strokes, or another model, than the page reads now? (See the top.)
+function stale(value) {
+  if (!value || typeof value.drawn !== "string" || typeof demo.pageReads !== "function" || !demo.pageReads()) {
+    return false;
+  }
+  const model = demo.models ? demo.models.currentHash : null;
+  return value.drawn !== signature(strokes) || (typeof value.model === "string" && value.model !== model);
+}
+
+// The last server value kept off screen, shown after all if the page stops reading (its new model failed).
+let held = null;
+panel.restore = () => {
+  if (held !== null && !(typeof demo.pageReads === "function" && demo.pageReads())) render(held);
+  held = null;
+};
+
 demo.showReading = render;
-watch("value", () => render(props.value)); // the server's reading, after each stroke
+watch("value", () => {
+  // the server's reading, after each stroke
+  const value = decode(props.value);
+  if (stale(value)) {
+    panel.stale += 1;
+    held = value;
+  } else {
+    held = null;
+    render(value);
+  }
+});
 render(props.value);

@@ -1,11 +1,13 @@
 // verdict.js: what the page says about its reading, word for word as mnist_demo/inference.py's Reading.
 //
-// `unsure_below` and `number_alternatives` come from the server (ui/page_model.py's PAGE_READING); the
-// sentences are inference.py's: "It's a 7 (98% sure).", "It's an 8 (...)", "Not sure: 4 or 9?",
-// "Reads 42 (90% sure).", "Reads 42, but not sure about some digits (4 or 9?)".
+// `unsure_below`, `number_alternatives` and the "not a digit" sentences come from the server (ui/page_model.py's
+// PAGE_READING); the sentences are inference.py's: "It's a 7 (98% sure).", "It's an 8 (...)", "Not sure: 4
+// or 9?", "Reads 42 (90% sure).", "Reads 42, but not sure about some digits (4 or 9?)", and, when a digit's
+// top probability is below the checkpoint's threshold (`declineBelow`, the model reference's
+// decline_below; null: never), "That does not look like a digit." (or "... a number: ...").
 //
 //   const words = MnistVerdict.words(C);
-//   words.describe([probabilities, ...])  -> {text, verdict, numbers: [[text, p], ...]}
+//   words.describe([probabilities, ...], declineBelow)  -> {text, verdict, declined, numbers: [[text, p], ...]}
 //
 // `probabilities` are the ten of each digit, left to right; `numbers` is Reading.label() as pairs: all
 // ten digits for one digit, else the likeliest numbers, best first.
@@ -33,10 +35,12 @@
   const withArticle = (digit) => `${digit === 8 ? "an" : "a"} ${digit}`;
 
   function words(C) {
-    function describe(probabilities) {
+    function describe(probabilities, declineBelow = null) {
+      // inference.read_sketches compares float32 probabilities with the threshold in float32 (NumPy 2).
+      const below = declineBelow === null || declineBelow === undefined ? -1 : Math.fround(declineBelow);
       const digits = probabilities.map((p) => {
         const digit = argmax(p);
-        return { p, digit, confidence: p[digit], runnerUp: runnerUp(p) };
+        return { p, digit, confidence: p[digit], runnerUp: runnerUp(p), declined: p[digit] < below };
       });
       const text = digits.map((d) => d.digit).join("");
       let confidence = 1; // the product over the digits, in order, as np.prod
@@ -56,8 +60,11 @@
       }
 
       const doubtful = digits.filter((d) => d.confidence < C.unsure_below);
+      const declined = digits.some((d) => d.declined);
       let verdict;
-      if (digits.length === 1) {
+      if (declined) {
+        verdict = digits.length === 1 ? C.not_a_digit : C.not_a_number;
+      } else if (digits.length === 1) {
         const d = digits[0];
         verdict = doubtful.length
           ? `Not sure: ${d.digit} or ${d.runnerUp}?`
@@ -68,7 +75,7 @@
       } else {
         verdict = `Reads ${text} (${percent(confidence)} sure).`;
       }
-      return { text, verdict, numbers };
+      return { text, verdict, declined, numbers };
     }
     return { describe };
   }
