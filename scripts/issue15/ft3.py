@@ -19,8 +19,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from mnist_demo import finetune as finetune_module
 from mnist_demo.checkpoint import load_checkpoint
-from mnist_demo.data import Split, load_mnist
+from mnist_demo.data import Split, load_mnist, normalize
 from mnist_demo.finetune import FinetuneConfig, FinetuneResult, config_for, finetune
 from mnist_demo.metrics import accuracy
 from mnist_demo.personal import Entry, PersonalSet
@@ -29,15 +30,19 @@ from mnist_demo.train import blend
 torch.set_num_threads(1)
 tag, path = sys.argv[1], sys.argv[2]
 shares = [float(a) for a in sys.argv[3:] if "=" not in a]
-kw, bns = {}, (False,)
+kw, bns, oe = {}, (False,), True
 for a in sys.argv[3:]:
     if a == "bn=1":
         bns = (False, True)
+    elif a == "oe=0":  # no non-digits replayed, whatever the checkpoint was trained with
+        oe = False
+        finetune_module.trained_outliers = lambda metadata: 0.0
     elif "=" in a:
         k, v = a.split("=")
         f = FinetuneConfig.__dataclass_fields__[k]
         kw[k] = (v == "1") if isinstance(f.default, bool) else (float(v) if f.default is None else type(f.default)(v))
 variants = [(s, bn) for s in shares for bn in bns]
+NONDIGITS = [p for p in torch.load("experiments/tune_nondigits.pt")["pieces"] if p is not None]
 with open("experiments/tune_writers.pkl", "rb") as fh:
     data = pickle.load(fh)
 ck = load_checkpoint(path)
@@ -49,6 +54,7 @@ mnist_before = accuracy(ck.model, test)
 before = {v: 0 for v in variants}
 after = {v: 0 for v in variants}
 drops = {v: [] for v in variants}
+declined = {v: [] for v in variants}
 RUNNING = ("running_mean", "running_var")
 t = time.time()
 for name, imgs, digits, tr, te in data:
@@ -74,6 +80,11 @@ for name, imgs, digits, tr, te in data:
         before[v] += wrong
         after[v] += e
         drops[v].append(mnist_before - a)
+        threshold = ck.metadata["decline_below"]
+        with torch.no_grad():
+            m.eval()
+            low = [bool((m(normalize(p)).softmax(1).amax(1) < threshold).any()) for p in NONDIGITS]
+        declined[v].append(float(np.mean(low)))
         print(
             f"{name:40s} share {s:.2f} bn {bn:d} errors {wrong:3d} -> {e:3d}  mnist {mnist_before:.4f} -> {a:.4f}",
             flush=True,
@@ -91,6 +102,8 @@ for v in variants:
         "cut": 1 - after[v] / max(before[v], 1),
         "mnist_drop_pp": 100 * float(np.mean(drops[v])),
         "max_drop_pp": 100 * max(drops[v]),
+        "oe_replay": oe,
+        "tune_nondigits_declined": float(np.mean(declined[v])),
         "seconds": round(time.time() - t),
     }
     print(json.dumps(r))
