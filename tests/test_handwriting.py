@@ -18,6 +18,9 @@ from mnist_demo.preprocess import sketch_to_tensor
 from mnist_demo.train import OUTLIERS_PER_DIGIT, TrainConfig, new_model, train
 from mnist_demo.worldstyles import add_stroke, styled_digits
 from testkit.nondigits import DOODLES, doodle, nondigits
+from testkit.tune_nondigits import DOODLES as TUNE_DOODLES
+from testkit.tune_nondigits import doodle as tune_doodle
+from testkit.tune_nondigits import tune_nondigits
 from testkit.writers import habit_writer, writers
 
 
@@ -72,6 +75,19 @@ def test_outliers_are_seeded_reader_images_of_every_kind():
     assert torch.equal(images, outlier_images(6, seed=0))
     rng = np.random.default_rng(0)
     assert all(draw_outlier(rng).shape == (280, 280) for _ in range(20))
+
+
+def test_the_tune_non_digits_are_neither_the_training_nor_the_measuring_ones():
+    assert not set(TUNE_DOODLES) & set(DOODLES)
+    for kind in TUNE_DOODLES:
+        assert tune_doodle(kind)
+    with pytest.raises(ValueError, match="no doodle"):
+        tune_doodle("heart")
+    drawings = tune_nondigits(15, seed=0)
+    assert {k for k, _ in drawings} <= {"letter", "doodle", "crossed out"} and len(drawings) == 15
+    assert all(c.shape == (280, 280) and c.dtype == np.uint8 and c.min() < 128 for _, c in drawings)
+    again = tune_nondigits(15, seed=0)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(drawings, again, strict=True))
 
 
 def test_the_measuring_generators_are_not_the_training_ones():

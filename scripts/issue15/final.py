@@ -1,5 +1,6 @@
 """`python -m mnist_demo.train` with the pools read from experiments/ (the same seed draws the same ones)."""
 
+import os
 import shlex
 import sys
 
@@ -13,15 +14,16 @@ argv = sys.argv[1:]
 args = vars(config_parser().parse_args(argv))
 out = args.pop("out")
 init = args.pop("init")
+args.pop("keep", None)  # blended afterwards by blendsave.py
 cfg = TrainConfig(**args)
 
 pools = {}
 if cfg.styled:
-    d = torch.load("experiments/styled.pt")
+    d = torch.load(os.environ.get("STYLED_POOL", "experiments/styled.pt"))
     assert len(d["labels"]) >= cfg.styled
     pools["styled"] = Split(d["images"], d["labels"])
 if cfg.outliers:
-    o = torch.load("experiments/outliers.pt")
+    o = torch.load(os.environ.get("OUTLIERS_POOL", "experiments/outliers.pt"))
     assert len(o) >= cfg.outliers
     pools["outliers"] = o
 model, started = initial_model(cfg, init)
