@@ -149,6 +149,7 @@ def test_a_drawing_on_the_map_and_the_pages_own_readings(page, mnist_test):
     pixels = layout.to_pixels(atlas.points)
     gaps = np.hypot(*(pixels[:, None] - pixels[None]).transpose(2, 0, 1)) + np.eye(len(pixels)) * 1e9
     lonely = int(gaps.min(1).argmax())
+    page.locator("#map img").scroll_into_view_if_needed()  # the mouse only reaches what is on screen
     box = page.evaluate(_PICTURE_BOX)
     x, y = pixels[lonely] + 0.5
     page.mouse.click(box["left"] + x * box["sx"], box["top"] + y * box["sy"])
