@@ -219,10 +219,17 @@ and after) and why each missed target is missed: [performance.md](performance.md
 """
 
 
+def _plain(value: object) -> object:
+    """NumPy's scalars (a `passed` computed from arrays is a numpy.bool_) as the Python values JSON takes."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} in a benchmark result")
+
+
 def write(docs: Path, runs: dict[str, dict], machine_info: dict[str, str], order: list[str]) -> None:
     """Merge `runs` into `docs` (the .md path; its .json beside it) and write both."""
     data = docs.with_suffix(".json")
     stored = merged(data, runs, machine_info, order)
     docs.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text(json.dumps(stored, indent=1, allow_nan=True) + "\n")
+    data.write_text(json.dumps(stored, indent=1, allow_nan=True, default=_plain) + "\n")
     docs.write_text(markdown(stored))

@@ -77,7 +77,13 @@ def test_writing_one_benchmark_keeps_the_others_rows(tmp_path):
     from bench.report import Result
 
     docs, machine, order = tmp_path / "benchmarks.md", {"CPU": "test"}, ["predict", "stop", "atlas"]
-    first = [Result("stop", "Stop to its message", 0.5, "s", target="< 1 s", passed=True), Result("atlas", "x", 1, "s")]
+    import numpy as np
+
+    passed = np.float64(0.5) < 1  # a numpy.bool_, as a target checked on arrays gives
+    first = [
+        Result("stop", "Stop to its message", 0.5, "s", target="< 1 s", passed=passed),
+        Result("atlas", "x", 1, "s"),
+    ]
     report.write(docs, report.record(first, "python -m bench --write", "1", "2", 10), machine, order)
     again = [Result("stop", "Stop to its message", 2.0, "s", target="< 1 s", passed=False)]
     report.write(docs, report.record(again, "python -m bench --only stop --write", "3", "4", 5), machine, order)
