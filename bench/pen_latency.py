@@ -178,6 +178,10 @@ def browser_rows(n: int, floors: bool) -> list[Result]:
     names = ["app", "sketchpad", *(FLOORS if floors else [])]
     with served_apps(names) as urls, sync_playwright() as playwright:
         browser = launch(playwright)
+        # The Draw tab with the page's own reader off: this is the server's pen-up path (issue 13), and with
+        # the reader on, the panel holds back server answers the page has already shown (page_reading times
+        # the page's path).
+        urls["app"] += "?page_model=off"
         pages = {
             name: Page(browser, url, stroke_pad=name != "sketchpad", app=name == "app") for name, url in urls.items()
         }
