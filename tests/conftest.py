@@ -65,3 +65,22 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"mnist_train", "mnist_test"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.mnist)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium per test module (Debian's, driven by Playwright); each test opens its own pages.
+    Without it the browser tests skip, except in CI, which must run them."""
+    from testkit.browser import chromium_missing, launch
+
+    reason = chromium_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright  # after the check: a missing playwright only skips
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

@@ -12,17 +12,14 @@ leaves a screenshot and the console log of each of its pages in test-output/<tes
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 
 import pytest
 
 from testkit.browser import (
     StrokePad,
-    chromium_missing,
     digit,
     fill_training,
-    launch,
     new_page,
     number,
     panel,
@@ -40,22 +37,6 @@ from ui.draw import EXAMPLES
 QUIET_S = 3  # a stopped run's status must stay the same this long
 # An epoch of 20,000 images takes ~6 s on an idle core, and a minute or more on 2 cores shared by busy jobs.
 EPOCH_WAIT_MS = 240_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless chromium for the module; each test opens its own visitors (contexts) in it."""
-    reason = chromium_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

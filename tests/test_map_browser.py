@@ -12,7 +12,6 @@ screenshots and console logs in test-output/<test name>/.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 
 import numpy as np
@@ -21,10 +20,8 @@ import torch
 
 from testkit.browser import (
     StrokePad,
-    chromium_missing,
     digit,
     fill_training,
-    launch,
     new_page,
     save_evidence,
     text_of,
@@ -34,21 +31,6 @@ from testkit.browser import (
 )
 
 TRAIN_WAIT_MS = 240_000  # a 2-epoch run of a 4-channel CNN on 1,000 images, on a busy machine
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = chromium_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -14,16 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 
 import pytest
 
 from mnist_demo.strokes import PAD_SIDE
 from testkit.browser import (
     StrokePad,
-    chromium_missing,
     digit,
-    launch,
     new_page,
     save_evidence,
     text_of,
@@ -40,21 +37,6 @@ SEVEN = digit("7", height=170)
 ONE = digit("1", height=170)
 ONE_UPWARD = [ONE[0][::-1]]  # drawn bottom to top: a finger moving up would scroll the page down
 FOUR = digit("4", height=170)  # two strokes
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = chromium_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -29,10 +28,8 @@ import pytest
 
 from testkit.browser import (
     StrokePad,
-    chromium_missing,
     digit,
     fill_training,
-    launch,
     new_page,
     number,
     panel,
@@ -81,21 +78,6 @@ SERVER_SHOWN = "(n) => window.__panel.filter((p) => p.source === 'server').lengt
 PAGE_VALUE = """() => { const s = window.__pad.strokes, r = window.mnistDemo.read(s);
   return {drawn: window.mnistDemo.panel.signature(s), strokes: s, verdict: r && r.verdict,
           digits: r ? r.digits : [], numbers: r && r.numbers, hash: r && r.modelHash}; }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = chromium_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

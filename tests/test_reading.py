@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 
 import gradio as gr
 import numpy as np
@@ -18,9 +17,7 @@ import pytest
 from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_demo.inference import MAX_DIGITS, read_strokes
 from testkit.browser import (
-    chromium_missing,
     digit,
-    launch,
     new_page,
     number,
     panel,
@@ -108,21 +105,6 @@ def test_the_contract_is_at_the_top_of_the_script():
 
 # --------------------------------------------------------------------------------------------------
 # In chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = chromium_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
