@@ -34,12 +34,14 @@ from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, normalize
 from mnist_demo.files import read_bounded
 from mnist_demo.metrics import EVAL_BATCH, confusion_matrix, format_confusion
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
+from mnist_demo.reject import Decline
 from mnist_demo.strokes import strokes_from_quickdraw, strokes_to_sketch
 
 MAX_FILE_BYTES = 32 * 2**20  # a drawing is a few kB to a few MB; larger files are refused unread
 MAX_LINE_BYTES = 2**20  # a drawing of strokes.MAX_POINTS points is about 200 kB of JSON
 SHOW_WRONG = 20  # misread drawings listed by name in the text report
 NONE = "none"  # the subfolder (or line label) of drawings that are no digit
+SCORE_WORDS = {"probability": "top probability", "energy": "energy of the logits"}  # the report's words
 
 
 def read_drawing_file(path: Path) -> Sketch | str:
@@ -82,11 +84,11 @@ def find_drawings(folder: Path | str) -> list[tuple[Path, int | None]]:
 
 
 @torch.no_grad()
-def _probabilities(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """(N, 28, 28) uint8 -> (N, 10) softmax, the images normalised as Sketch.tensor is."""
+def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) uint8 -> (N, 10) logits, the images normalised as Sketch.tensor is."""
     was_training = model.training
     model.eval()
-    out = [model(normalize(x)).softmax(dim=1) for x in images.split(EVAL_BATCH)]
+    out = [model(normalize(x)).float() for x in images.split(EVAL_BATCH)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
 
@@ -95,11 +97,11 @@ def _share(flags: torch.Tensor) -> float | None:
     return flags.float().mean().item() if len(flags) else None
 
 
-def evaluate_drawings(model: nn.Module, folder: Path | str, decline_below: float | None = None) -> dict:
+def evaluate_drawings(model: nn.Module, folder: Path | str, decline: Decline | None = None) -> dict:
     """Accuracy, per-digit accuracy, confusion matrix, declined shares and unreadable files for a folder of
-    drawings, JSON-able. Without `decline_below` nothing is declined."""
+    drawings, JSON-able. Without a `decline` rule (`mnist_demo.reject`) nothing is declined."""
     read = [(str(path), digit, read_drawing_file(path)) for path, digit in find_drawings(folder)]
-    return score_drawings(model, read, "drawings", folder, decline_below)
+    return score_drawings(model, read, "drawings", folder, decline)
 
 
 def score_drawings(
@@ -107,7 +109,7 @@ def score_drawings(
     read: list[tuple[str, int | None, Sketch | str]],
     dataset: str,
     source: Path | str,
-    decline_below: float | None = None,
+    decline: Decline | None = None,
 ) -> dict:
     """The report of `evaluate_drawings` for drawings already read: (name, digit or None for a non-digit,
     Sketch or why it is unusable)."""
@@ -122,9 +124,9 @@ def score_drawings(
 
     labels = torch.tensor(labels, dtype=torch.long)
     images = torch.from_numpy(np.array([s.image for s in sketches], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
-    probabilities = _probabilities(model, images)  # (N, 10)
-    preds = probabilities.argmax(dim=1)
-    declined = probabilities.amax(dim=1) < (-1.0 if decline_below is None else decline_below)
+    logits = _logits(model, images)  # (N, 10)
+    preds = logits.argmax(dim=1)
+    declined = decline.declines(logits) if decline is not None else torch.zeros(len(logits), dtype=torch.bool)
     digit = labels >= 0
 
     confusion = confusion_matrix(labels[digit], preds[digit])
@@ -150,7 +152,8 @@ def score_drawings(
         "n": n,
         "accuracy": confusion.trace().item() / n if n else None,
         "declined": _share(declined[digit]),  # share of the digit drawings declined as "not a digit"
-        "decline_below": decline_below,
+        "decline_below": None if decline is None else decline.below,
+        "decline_score": None if decline is None else decline.score,
         "per_class": per_class,
         "confusion": confusion.tolist(),
         "wrong": wrong,
@@ -194,14 +197,14 @@ def read_strokes_line(line: bytes) -> tuple[int | None, Sketch | str]:
     return digit, sketch if sketch is not None else "no digit: a dot or a blob"
 
 
-def evaluate_strokes(model: nn.Module, path: Path | str, decline_below: float | None = None) -> dict:
+def evaluate_strokes(model: nn.Module, path: Path | str, decline: Decline | None = None) -> dict:
     """`evaluate_drawings`'s report for a file of strokes, one drawing per JSON line; blank lines are skipped."""
     text = read_bounded(path, MAX_FILE_BYTES, "strokes file")  # ValueError when missing or too big
     read = []
     for number, line in enumerate(text.split(b"\n"), 1):
         if line.strip():
             read.append((f"{path}:{number}", *read_strokes_line(line)))
-    return score_drawings(model, read, "strokes", path, decline_below)
+    return score_drawings(model, read, "strokes", path, decline)
 
 
 def _percent(fraction: float | None) -> str:
@@ -217,7 +220,8 @@ def format_drawings_report(result: dict) -> str:
     none = result["per_class"].get(NONE)
     if result["decline_below"] is not None:
         lines.append(
-            f"declined as not a digit (top probability below {result['decline_below']:.3f}): "
+            f"declined as not a digit ({SCORE_WORDS.get(result.get('decline_score'), 'score')} below "
+            f"{result['decline_below']:.3f}): "
             f"{_percent(result['declined'])} of the digits"
             + (f", {_percent(none['declined'])} of {none['n']} non-digits" if none else "")
         )

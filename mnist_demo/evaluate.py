@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         checkpoint = load_checkpoint(args.weights, largest=COMMAND_LINE_LARGEST)
-        decline_below = decline_threshold(checkpoint.metadata)
+        decline = decline_threshold(checkpoint.metadata)
         if args.drawings:
-            report = evaluate_drawings(checkpoint.model, args.drawings, decline_below)
+            report = evaluate_drawings(checkpoint.model, args.drawings, decline)
             text = format_drawings_report(report)
         elif args.strokes:
-            report = evaluate_strokes(checkpoint.model, args.strokes, decline_below)
+            report = evaluate_strokes(checkpoint.model, args.strokes, decline)
             text = format_drawings_report(report)
         else:
             report = mnist_report(checkpoint.model)

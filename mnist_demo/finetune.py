@@ -41,6 +41,7 @@ from mnist_demo.metrics import accuracy
 from mnist_demo.models import COMMAND_LINE_LARGEST
 from mnist_demo.outliers import outlier_images
 from mnist_demo.personal import PersonalSet
+from mnist_demo.reject import recalibrated
 from mnist_demo.train import (
     OPTIMIZERS,
     SCHEDULES,
@@ -339,7 +340,8 @@ def finetune(
             "config": dataclasses.asdict(config),
         },
     }
-    result_meta = checkpoint_metadata(model, **result_meta)
+    # Its "not a digit" rule set again for its own logits (same score, same share of the same digits).
+    result_meta = checkpoint_metadata(model, **recalibrated(model, result_meta))
     yield FinetuneResult(
         Checkpoint(model, result_meta),
         personal_before,

@@ -15,7 +15,7 @@ from torch import nn
 from mnist_demo.checkpoint import Checkpoint, load_checkpoint
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
 from mnist_demo.preprocess import Sketch
-from mnist_demo.reject import decline_threshold
+from mnist_demo.reject import Decline, decline_threshold
 from mnist_demo.segment import split_digits
 from mnist_demo.strokes import split_strokes
 
@@ -37,7 +37,7 @@ class DigitGuess:
 
     sketch: Sketch  # what the network saw
     probabilities: np.ndarray  # (10,) softmax of the logits
-    declined: bool = False  # the top probability is below the model's threshold: not a digit, it says
+    declined: bool = False  # below the model's "not a digit" rule (mnist_demo.reject): not a digit, it says
 
     @property
     def digit(self) -> int:
@@ -112,32 +112,33 @@ def prepare(model: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def read_sketches(model: nn.Module, sketches: list[Sketch], decline_below: float | None = None) -> Reading | None:
+def read_sketches(model: nn.Module, sketches: list[Sketch], decline: Decline | None = None) -> Reading | None:
     """Classify the digits of a drawing in one batch; None when there are none.
 
-    A digit whose top probability is below `decline_below` (a checkpoint's `decline_below`, see
-    `mnist_demo.reject`) is marked declined: the model says it does not look like a digit.
+    A digit that the rule `decline` (a checkpoint's, `mnist_demo.reject.decline_threshold`) declines is
+    marked so: the model says it does not look like a digit. None: nothing is declined.
     """
     if not sketches:
         return None
     x = torch.cat([s.tensor for s in sketches])  # (D, 1, 28, 28)
-    probabilities = model(x).softmax(dim=1).numpy()
-    low = -1.0 if decline_below is None else decline_below
-    return Reading([DigitGuess(s, p, bool(p.max() < low)) for s, p in zip(sketches, probabilities)])
+    logits = model(x)
+    probabilities = logits.softmax(dim=1).numpy()
+    declined = decline.declines(logits).tolist() if decline is not None else [False] * len(sketches)
+    return Reading([DigitGuess(s, p, low) for s, p, low in zip(sketches, probabilities, declined, strict=True)])
 
 
-def read_drawing(model: nn.Module, value: object, decline_below: float | None = None) -> Reading | None:
+def read_drawing(model: nn.Module, value: object, decline: Decline | None = None) -> Reading | None:
     """Split a drawing into digits and classify them in one batch; None when there is nothing to read."""
-    return read_sketches(model, split_digits(value, limit=MAX_DIGITS), decline_below)
+    return read_sketches(model, split_digits(value, limit=MAX_DIGITS), decline)
 
 
-def read_strokes(model: nn.Module, strokes: object, decline_below: float | None = None) -> Reading | None:
+def read_strokes(model: nn.Module, strokes: object, decline: Decline | None = None) -> Reading | None:
     """`read_drawing` for strokes drawn on the stroke pad (its pen, its canvas pixels); [] reads as None."""
-    return read_sketches(model, split_strokes(strokes, limit=MAX_DIGITS) if strokes else [], decline_below)
+    return read_sketches(model, split_strokes(strokes, limit=MAX_DIGITS) if strokes else [], decline)
 
 
 def read_with(checkpoint: Checkpoint, value: object) -> Reading | None:
-    """`read_drawing` with the checkpoint's own model and "not a digit" threshold (none: never declines)."""
+    """`read_drawing` with the checkpoint's own model and "not a digit" rule (none: never declines)."""
     return read_drawing(checkpoint.model, value, decline_threshold(checkpoint.metadata))
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.drawings import evaluate_drawings, format_drawings_report, read_drawing_file
+from mnist_demo.reject import Decline
 from testkit.sketches import CLEAR, WHITE, draw
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cnn.safetensors"
@@ -135,14 +136,14 @@ def with_none(tmp_path: Path) -> Path:
 
 
 def test_none_folder_reports_declined_shares_and_keeps_accuracy_for_digits(with_none):
-    sure = evaluate_drawings(Constant(7), with_none, decline_below=0.5)  # 0.91 >= 0.5: nothing declined
+    sure = evaluate_drawings(Constant(7), with_none, Decline(0.5))  # 0.91 >= 0.5: nothing declined
     assert sure["n"] == 2 and sure["accuracy"] == 1.0 and sure["declined"] == 0.0
     assert sure["per_class"]["none"] == {"n": 3, "declined": 0.0}
     assert sure["per_class"]["7"]["declined"] == 0.0 and sure["per_class"]["3"]["declined"] is None
     assert sum(c["n"] for d, c in sure["per_class"].items() if d != "none") == sure["n"]
     assert len(sure["not_declined"]) == 3 and {w["read_as"] for w in sure["not_declined"]} == {7}
 
-    doubtful = evaluate_drawings(Constant(None), with_none, decline_below=0.5)  # 0.1 < 0.5: all declined
+    doubtful = evaluate_drawings(Constant(None), with_none, Decline(0.5))  # 0.1 < 0.5: all declined
     assert doubtful["declined"] == 1.0 and doubtful["per_class"]["none"] == {"n": 3, "declined": 1.0}
     assert doubtful["accuracy"] == 0.0  # argmax of equal logits is 0: read wrong, declined or not
     assert doubtful["not_declined"] == []
@@ -156,7 +157,7 @@ def test_none_folder_reports_declined_shares_and_keeps_accuracy_for_digits(with_
 def test_a_folder_of_non_digits_alone_is_enough(tmp_path):
     (tmp_path / "none").mkdir()
     draw("4").save(tmp_path / "none" / "x.png")
-    result = evaluate_drawings(Constant(3), tmp_path, decline_below=0.95)
+    result = evaluate_drawings(Constant(3), tmp_path, Decline(0.95))
     assert result["n"] == 0 and result["accuracy"] is None and result["declined"] is None
     assert result["per_class"]["none"] == {"n": 1, "declined": 1.0}
 
@@ -167,8 +168,11 @@ def test_command_line_uses_the_checkpoints_threshold(with_none, tmp_path, capsys
 
     checkpoint = load_checkpoint(WEIGHTS)
     path = save_checkpoint(
-        tmp_path / "strict.safetensors", checkpoint.model, **{**checkpoint.metadata, "decline_below": 0.999999}
+        tmp_path / "strict.safetensors",
+        checkpoint.model,
+        **{**checkpoint.metadata, "decline_below": 0.999999, "decline_score": "probability"},
     )
     assert main([str(path), "--drawings", str(with_none), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["decline_below"] == 0.999999 and result["per_class"]["none"]["declined"] == 1.0
+    assert result["decline_below"] == 0.999999 and result["decline_score"] == "probability"
+    assert result["per_class"]["none"]["declined"] == 1.0

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mnist_demo import finetune as finetune_module
+from mnist_demo import reject
 from mnist_demo.checkpoint import checkpoint_bytes, load_checkpoint
 from mnist_demo.data import Split, normalize
 from mnist_demo.finetune import (
@@ -27,6 +28,7 @@ from mnist_demo.finetune import (
 from mnist_demo.inference import prepare
 from mnist_demo.models import build_model
 from mnist_demo.personal import PersonalSet
+from mnist_demo.reject import calibrate, decline_threshold
 from mnist_demo.train import Progress
 from testkit.styles import UNUSUAL, draw, variations
 
@@ -205,10 +207,30 @@ def test_a_model_that_learned_non_digits_keeps_seeing_them(small_set, fake_mnist
         assert isinstance(result, FinetuneResult) and len(asked) == calls
 
 
-def test_the_threshold_travels_with_the_fine_tuned_model(small_set, fake_mnist):
-    source = load_checkpoint(checkpoint_bytes(build_model("mlp", 8), decline_below=0.42)[0])
+def test_the_rule_is_set_again_for_the_fine_tuned_model(small_set, fake_mnist, monkeypatch):
+    digits = fake_mnist.subset(100)  # stand-ins for the TUNE fonts' digits, which take seconds to draw
+    monkeypatch.setattr(reject, "calibration_digits", lambda: digits)
+    source = load_checkpoint(
+        checkpoint_bytes(
+            build_model("mlp", 8),
+            decline_below=2.5,
+            decline_score="energy",
+            decline_calibration={"share_declined": 0.1},
+        )[0]
+    )
     *_, result = finetune(source, small_set, FAST, fake_mnist, fake_mnist)
-    assert result.checkpoint.metadata["decline_below"] == 0.42
+    meta = result.checkpoint.metadata
+    rule = decline_threshold(meta)
+    assert rule.score == "energy" and rule.below != 2.5 and meta["decline_calibration"]["share_declined"] == 0.1
+    assert rule.below == pytest.approx(calibrate(result.checkpoint.model, digits, 0.1, "energy").below, abs=1e-6)
+    declined = rule.declines(result.checkpoint.model(normalize(digits.images))).float().mean()
+    assert abs(declined.item() - 0.1) <= 0.011  # its own logits: the same share of the digits as the source's
+
+
+def test_a_model_without_a_rule_gets_none_after_fine_tuning(small_set, fake_mnist, monkeypatch):
+    monkeypatch.setattr(reject, "calibration_digits", lambda: pytest.fail("nothing to calibrate"))
+    *_, result = finetune(load_checkpoint(checkpoint_bytes(build_model("mlp", 8))[0]), small_set, FAST, fake_mnist)
+    assert decline_threshold(result.checkpoint.metadata) is None
 
 
 @pytest.mark.slow

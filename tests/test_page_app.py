@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # of the panel's probabilities to DECIMALS places.
 PROBABILITY_BOUND = 2e-6 + 0.5 * 10**-DECIMALS
 SETTLE_MS = 500  # after the page's pictures have loaded, before a stroke's requests are recorded
-IMAGES_LOADED = "() => [...document.images].every((i) => i.complete)"
+# The map's picture comes with the page's first events, after the page itself: wait for it too.
+IMAGES_LOADED = "() => !!document.querySelector('#map img') && [...document.images].every((i) => i.complete)"
 EPOCH_WAIT_MS = 240_000  # a tiny run's epoch is seconds; a loaded shared machine can take much longer
 # Drawn on no digit: the shipped CNN declines each ("That does not look like a digit.").
 NOT_DIGITS = {

@@ -89,12 +89,15 @@ def test_every_shipped_model_goes_to_the_page(models: Models, key: str):
     assert page_reference(PageModels(), models, key, None) is not None
 
 
-def test_the_reference_carries_the_checkpoints_not_a_digit_threshold(models: Models):
-    ref = json.loads(page_reference(PageModels(), models, "cnn", None))
-    assert ref["decline_below"] == decline_threshold(models.pick("cnn", None).metadata) is not None
+@pytest.mark.parametrize("key", ["cnn", "mlp"])
+def test_the_reference_carries_the_checkpoints_not_a_digit_rule(models: Models, key: str):
+    ref = json.loads(page_reference(PageModels(), models, key, None))
+    rule = decline_threshold(models.pick(key, None).metadata)
+    assert rule is not None and (ref["decline_below"], ref["decline_score"]) == (rule.below, rule.score)
     visitor = Visitor()
-    key = visitor.adopt(own(0), "trained")  # no threshold in its metadata: it never declines
-    assert json.loads(page_reference(PageModels(), models, key, visitor))["decline_below"] is None
+    own_key = visitor.adopt(own(0), "trained")  # no threshold in its metadata: it never declines
+    ref = json.loads(page_reference(PageModels(), models, own_key, visitor))
+    assert ref["decline_below"] is None and ref["decline_score"] is None
 
 
 def _live(models: Models) -> ModelInPage:

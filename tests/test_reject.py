@@ -1,4 +1,4 @@
-"""'Not a digit': the threshold a checkpoint carries, its calibration, and the verdict the reader gives.
+"""'Not a digit': the rule a checkpoint carries (a score and its threshold), its calibration, the verdict.
 
 python -m pytest tests/test_reject.py
 """
@@ -12,7 +12,7 @@ from mnist_demo.checkpoint import Checkpoint
 from mnist_demo.data import Split
 from mnist_demo.inference import NOT_A_DIGIT, NOT_A_NUMBER, read_drawing, read_with
 from mnist_demo.models import build_model
-from mnist_demo.reject import DECLINE_KEY, calibrate, decline_threshold, top_probability
+from mnist_demo.reject import DECLINE_KEY, SCORE_KEY, Decline, calibrate, decline_threshold, energy, top_probability
 from testkit.sketches import draw, sketchpad
 
 
@@ -33,8 +33,39 @@ class Peaked(torch.nn.Module):
     [(0.5, 0.5), (0.1, 0.1), (1, None), (0.05, None), (True, None), ("0.5", None), (None, None), (float("nan"), None)],
 )
 def test_threshold_from_metadata_is_checked(value, expected):
-    assert decline_threshold({DECLINE_KEY: value}) == expected
+    rule = decline_threshold({DECLINE_KEY: value})
+    assert rule == (None if expected is None else Decline(expected, "probability"))
     assert decline_threshold({}) is None
+
+
+@pytest.mark.parametrize(
+    "value, score, expected",
+    [
+        (2.5, "energy", Decline(2.5, "energy")),
+        (-3, "energy", Decline(-3.0, "energy")),  # any finite energy will do
+        (7.0, "energy", Decline(7.0, "energy")),
+        (0.5, "probability", Decline(0.5, "probability")),
+        (2.5, "probability", None),  # no probability reaches 2.5
+        (float("inf"), "energy", None),
+        (2.5, "entropy", None),  # a score this code does not know
+        (2.5, None, None),
+    ],
+)
+def test_the_score_comes_from_metadata_too(value, score, expected):
+    assert decline_threshold({DECLINE_KEY: value, SCORE_KEY: score}) == expected
+
+
+def test_energy_is_the_log_sum_exp_of_the_logits():
+    logits = torch.tensor([[0.0] * 10, [5.0] + [0.0] * 9, [-20.0] * 10])
+    e = torch.tensor(1.0).exp()
+    expected = torch.stack([torch.tensor(10.0).log(), (e**5 + 9).log(), torch.tensor(10.0).log() - 20])
+    assert torch.allclose(energy(logits), expected, atol=1e-5)
+    # What the softmax cannot tell apart, energy can: the same top probability from small or large logits.
+    small, large = torch.tensor([[1.0] + [0.0] * 9]), torch.tensor([[11.0] + [10.0] * 9])
+    assert torch.allclose(top_probability(small), top_probability(large))
+    assert energy(large) - energy(small) > 9.9
+    rule = Decline(5.0, "energy")
+    assert rule.declines(torch.cat([small, large])).tolist() == [True, False]
 
 
 def test_calibration_declines_the_asked_share_of_digits():
@@ -48,17 +79,20 @@ def test_calibration_declines_the_asked_share_of_digits():
 
     images = torch.zeros(100, 28, 28, dtype=torch.uint8)
     images[:, 0, 0] = torch.arange(100, dtype=torch.uint8)
-    threshold = calibrate(Rows(), Split(images, torch.zeros(100, dtype=torch.long)), share=0.1)
-    assert ((scores < threshold).float().mean() - 0.1).abs() <= 0.011
+    digits = Split(images, torch.zeros(100, dtype=torch.long))
+    rule = calibrate(Rows(), digits, share=0.1)
+    assert rule.score == "probability" and ((scores < rule.below).float().mean() - 0.1).abs() <= 0.011
+    rule = calibrate(Rows(), digits, share=0.2, score="energy")
+    assert rule.score == "energy" and ((energy(logits) < rule.below).float().mean() - 0.2).abs() <= 0.011
 
 
 def test_a_confident_reading_is_not_declined():
-    reading = read_drawing(Peaked(7, 0.9), sketchpad(draw("7")), decline_below=0.5)
+    reading = read_drawing(Peaked(7, 0.9), sketchpad(draw("7")), Decline(0.5))
     assert not reading.declined and reading.verdict() == "It's a 7 (90% sure)."
 
 
 def test_a_doubtful_reading_below_the_threshold_is_declined():
-    reading = read_drawing(Peaked(8, 0.4), sketchpad(draw("8")), decline_below=0.5)
+    reading = read_drawing(Peaked(8, 0.4), sketchpad(draw("8")), Decline(0.5))
     assert reading.declined and reading.digits[0].declined
     assert reading.verdict() == NOT_A_DIGIT == "That does not look like a digit."
     assert reading.text == "8"  # the reading is still there for whoever wants it
@@ -70,21 +104,24 @@ def test_without_a_threshold_nothing_is_declined():
 
 
 def test_a_number_with_a_declined_mark_is_declined_whole():
-    reading = read_drawing(Peaked(1, 0.3), sketchpad(draw("12", height=0.3)), decline_below=0.5)
+    reading = read_drawing(Peaked(1, 0.3), sketchpad(draw("12", height=0.3)), Decline(0.5))
     assert len(reading.digits) == 2 and reading.declined and reading.verdict() == NOT_A_NUMBER
 
 
-def test_read_with_takes_the_checkpoints_threshold():
+def test_read_with_takes_the_checkpoints_rule():
     strict = Checkpoint(Peaked(3, 0.9), {DECLINE_KEY: 0.95})
     lenient = Checkpoint(Peaked(3, 0.9), {DECLINE_KEY: 0.5})
     silent = Checkpoint(Peaked(3, 0.9), {})
     value = sketchpad(draw("3"))
     assert read_with(strict, value).declined
     assert not read_with(lenient, value).declined and not read_with(silent, value).declined
+    # Peaked's logits are log-probabilities: their log-sum-exp is 0, whatever the top probability.
+    assert read_with(Checkpoint(Peaked(3, 0.9), {DECLINE_KEY: 0.1, SCORE_KEY: "energy"}), value).declined
+    assert not read_with(Checkpoint(Peaked(3, 0.9), {DECLINE_KEY: -0.1, SCORE_KEY: "energy"}), value).declined
 
 
-def test_the_decision_is_the_softmax_the_page_shows():
-    """The page mirrors the decision from the ten probabilities alone: no other output is involved."""
+def test_the_probability_score_is_the_softmax_the_page_shows():
+    """By top probability, the decision is the number the panel shows: no other output is involved."""
     model = build_model("cnn", 4).eval()
     x = torch.randn(5, 1, 28, 28)
     with torch.no_grad():

@@ -136,7 +136,8 @@ def test_the_registry_serves_published_models_by_hash_and_drops_the_oldest():
     registry = PageModels(max_floats=2 * floats)  # room for two of these
     pinned = json.loads(registry.publish(shipped, pin=True))
     ref = json.loads(registry.publish(a))
-    assert set(ref) == {"hash", "kind", "size", "crop", "decline_below"} and ref["kind"] == "cnn" and ref["size"] == 4
+    assert set(ref) == {"hash", "kind", "size", "crop", "decline_below", "decline_score"}
+    assert ref["kind"] == "cnn" and ref["size"] == 4
     assert ref["decline_below"] is None  # published without a threshold: the page never declines
     assert registry.known(a) == ref["hash"] and registry.known(b) is None  # b: not published, not converted
     payload = registry.payload(ref["hash"])

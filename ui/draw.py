@@ -148,12 +148,12 @@ class DrawHandlers:
         """The drawing read by the picked model (declining what is no digit at the checkpoint's threshold); None
         when nothing is drawn; gr.Error for what cannot be read."""
         checkpoint = self.models.pick(key, visitor)
-        decline_below = decline_threshold(checkpoint.metadata)
+        decline = decline_threshold(checkpoint.metadata)
         try:
             drawing = drawing_of(value)
             if isinstance(drawing, list):
-                return read_strokes(checkpoint.model, drawing, decline_below)
-            return read_drawing(checkpoint.model, drawing, decline_below)
+                return read_strokes(checkpoint.model, drawing, decline)
+            return read_drawing(checkpoint.model, drawing, decline)
         except ValueError as err:
             raise gr.Error(str(err)) from None
 

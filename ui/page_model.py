@@ -41,7 +41,7 @@ from torch import nn
 
 from mnist_demo.data import normalize
 from mnist_demo.inference import MAX_DIGITS, NOT_A_DIGIT, NOT_A_NUMBER, NUMBER_ALTERNATIVES, UNSURE_BELOW
-from mnist_demo.reject import decline_threshold
+from mnist_demo.reject import DECLINE_KEY, SCORE_KEY, Decline, decline_threshold
 from mnist_demo.session import Visitor, is_own
 from mnist_demo.strokes import PAGE_CONSTANTS
 from mnist_demo.webmodel import HASH_CHARS, PageModel, PageModelError, page_model
@@ -64,7 +64,7 @@ PAGE_READING = {
     "unsure_below": UNSURE_BELOW,
     "max_digits": MAX_DIGITS,
     "number_alternatives": NUMBER_ALTERNATIVES,
-    "not_a_digit": NOT_A_DIGIT,  # the verdicts of a drawing below the checkpoint's `decline_below`
+    "not_a_digit": NOT_A_DIGIT,  # the verdicts of a drawing the checkpoint's "not a digit" rule declines
     "not_a_number": NOT_A_NUMBER,
 }
 SCRIPTS = ("net.js", "read.js", "verdict.js", "live.js")  # in the page's head, in this order
@@ -84,11 +84,11 @@ class PageModels:
         self._published: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self.conversions = 0  # models converted to the page's format so far (the tests count them)
 
-    def publish(self, model: nn.Module, pin: bool = False, decline_below: float | None = None) -> str:
+    def publish(self, model: nn.Module, pin: bool = False, decline: Decline | None = None) -> str:
         """Make `model` fetchable by the page; the component value that names it (pass it to the gr.HTML).
 
-        `pin` keeps it whatever comes later (the shipped models); `decline_below` is its checkpoint's "not a
-        digit" threshold (`reject.decline_threshold`), which the page applies as the server does. A model
+        `pin` keeps it whatever comes later (the shipped models); `decline` is its checkpoint's "not a digit"
+        rule (`reject.decline_threshold`), which the page applies as the server does. A model
         published before and still kept is not converted again, so `model` must not change once
         published. Raises `webmodel.PageModelError` for a model too big for the page: the caller then
         leaves the page without one (the server reads).
@@ -96,13 +96,13 @@ class PageModels:
         with self._lock:
             known = self._published.get(model)
             if known in self._kept:
-                return self._keep(self._kept[known], pin, decline_below)
+                return self._keep(self._kept[known], pin, decline)
         page = page_model(model)  # outside the lock: a few ms for a CNN, more for a wide MLP
         with self._lock:
             self.conversions += 1
             self._published[model] = page.hash
             self._kept[page.hash] = page
-            return self._keep(page, pin, decline_below)
+            return self._keep(page, pin, decline)
 
     def known(self, model: nn.Module) -> str | None:
         """The hash `model` was published under while the page may still hold it; None otherwise (nothing converted)."""
@@ -110,13 +110,13 @@ class PageModels:
             known = self._published.get(model)
             return known if known in self._kept else None
 
-    def _keep(self, page: PageModel, pin: bool, decline_below: float | None) -> str:
+    def _keep(self, page: PageModel, pin: bool, decline: Decline | None) -> str:
         """Mark `page` as the most recently used (and pinned), trim the rest; its reference. Under the lock."""
         self._kept.move_to_end(page.hash)
         if pin:
             self._pinned.add(page.hash)
         self._trim()
-        return reference(page, decline_below)
+        return reference(page, decline)
 
     def payload(self, key: object) -> dict | None:
         """The payload of a published model, or None for anything else (unknown, dropped, not a hash)."""
@@ -146,10 +146,11 @@ class PageModels:
                 total -= self._kept.pop(key).weights.size
 
 
-def reference(page: PageModel, decline_below: float | None = None) -> str:
-    """The component value naming `page`: its hash, what it is and its checkpoint's "not a digit" threshold
-    (null: it never declines), as JSON (the page fetches the weights by hash)."""
-    return json.dumps({**{k: page.header[k] for k in ("hash", "kind", "size", "crop")}, "decline_below": decline_below})
+def reference(page: PageModel, decline: Decline | None = None) -> str:
+    """The component value naming `page`: its hash, what it is and its checkpoint's "not a digit" rule
+    (`decline_below` and `decline_score`; null: it never declines), as JSON (the page fetches the weights by hash)."""
+    rule = decline.page() if decline is not None else {DECLINE_KEY: None, SCORE_KEY: None}
+    return json.dumps({**{k: page.header[k] for k in ("hash", "kind", "size", "crop")}, **rule})
 
 
 def page_reference(registry: PageModels, models: Models, key: object, visitor: Visitor | None) -> str | None:
@@ -165,9 +166,7 @@ def page_reference(registry: PageModels, models: Models, key: object, visitor: V
     except gr.Error:  # the Draw tab's own reading says what is wrong with the key
         return None
     try:
-        return registry.publish(
-            checkpoint.model, pin=not is_own(key), decline_below=decline_threshold(checkpoint.metadata)
-        )
+        return registry.publish(checkpoint.model, pin=not is_own(key), decline=decline_threshold(checkpoint.metadata))
     except PageModelError:
         return None
 

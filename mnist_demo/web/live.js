@@ -12,8 +12,8 @@
 //       (10 probabilities, 784 uint8 pixels of what the network saw, the classifier's input), numbers:
 //       Reading.label() as [text, p] pairs, ms: how long the reading took. Throws an Error for strokes
 //       that are not strokes, with strokes.py's message.
-//       declined: true when some digit is below the model's "not a digit" threshold (its reference's
-//       decline_below), as inference.Reading.declined; the verdict then says so.
+//       declined: true when the model's "not a digit" rule (its reference's decline_below and
+//       decline_score) declines some digit, as inference.Reading.declined; the verdict then says so.
 //   window.mnistDemo.pageReads() -> whether the page reads now (a model arrived and working, not disabled):
 //       the reading panel then keeps a server reading of older strokes or of another model off screen.
 //   window.mnistDemo.disabled -> true: the page reads nothing and the server's reading is all there is.
@@ -68,9 +68,10 @@
       const probabilities = outputs.map((o) => Array.from(o.probabilities));
       const input = sketches.map((s) => Array.from(s.image));
       const ref = models.currentRef;
-      const declineBelow = ref && ref.hash === net.hash ? ref.decline_below : null;
+      const rule = ref && ref.hash === net.hash ? ref : null; // its decline_below and decline_score
+      const declined = MnistVerdict.declines(outputs.map((o) => o.logits), rule);
       const said = sketches.length
-        ? words.describe(probabilities, declineBelow)
+        ? words.describe(probabilities, declined)
         : { text: "", verdict: null, declined: false, numbers: [] };
       return {
         source: "page",

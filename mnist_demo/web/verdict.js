@@ -2,15 +2,18 @@
 //
 // `unsure_below`, `number_alternatives` and the "not a digit" sentences come from the server (ui/page_model.py's
 // PAGE_READING); the sentences are inference.py's: "It's a 7 (98% sure).", "It's an 8 (...)", "Not sure: 4
-// or 9?", "Reads 42 (90% sure).", "Reads 42, but not sure about some digits (4 or 9?)", and, when a digit's
-// top probability is below the checkpoint's threshold (`declineBelow`, the model reference's
-// decline_below; null: never), "That does not look like a digit." (or "... a number: ...").
+// or 9?", "Reads 42 (90% sure).", "Reads 42, but not sure about some digits (4 or 9?)", and, when the
+// checkpoint's "not a digit" rule declines a digit, "That does not look like a digit." (or "... a number: ...").
 //
 //   const words = MnistVerdict.words(C);
-//   words.describe([probabilities, ...], declineBelow)  -> {text, verdict, declined, numbers: [[text, p], ...]}
+//   const declined = MnistVerdict.declines([logits, ...], rule);  // rule: {decline_below, decline_score} or null
+//   words.describe([probabilities, ...], declined)  -> {text, verdict, declined, numbers: [[text, p], ...]}
 //
-// `probabilities` are the ten of each digit, left to right; `numbers` is Reading.label() as pairs: all
-// ten digits for one digit, else the likeliest numbers, best first.
+// `probabilities` and `logits` are the ten of each digit, left to right; `declined` one boolean each (null:
+// none). The rule is the model reference's (ui/page_model.py), applied as mnist_demo/reject.py's Decline
+// applies it: the top softmax probability ("probability") or the log-sum-exp of the logits ("energy")
+// below `decline_below`. `numbers` is Reading.label() as pairs: all ten digits for one digit, else the
+// likeliest numbers, best first.
 (() => {
   "use strict";
 
@@ -34,13 +37,31 @@
 
   const withArticle = (digit) => `${digit === 8 ? "an" : "a"} ${digit}`;
 
+  /** The scores of reject.py's SCORES, of one digit's ten float32 logits, in float32 as torch's are. */
+  const SCORES = {
+    probability: (logits) => Math.max(...MnistNet.softmax(logits)), // the probabilities the panel shows (net.js)
+    energy(logits) {
+      const top = Math.max(...logits);
+      let sum = 0;
+      for (const z of logits) sum += Math.exp(z - top);
+      return Math.fround(top + Math.log(sum));
+    },
+  };
+
+  /** Each digit's "declined" under `rule` ({decline_below, decline_score}); all false without a rule. */
+  function declines(logits, rule) {
+    const below = rule ? rule.decline_below : null;
+    const score = SCORES[(rule && rule.decline_score) || "probability"];
+    if (below === null || below === undefined || !score) return logits.map(() => false);
+    // torch compares float32 scores with the threshold in float32
+    return logits.map((z) => score(z) < Math.fround(below));
+  }
+
   function words(C) {
-    function describe(probabilities, declineBelow = null) {
-      // inference.read_sketches compares float32 probabilities with the threshold in float32 (NumPy 2).
-      const below = declineBelow === null || declineBelow === undefined ? -1 : Math.fround(declineBelow);
-      const digits = probabilities.map((p) => {
+    function describe(probabilities, declined = null) {
+      const digits = probabilities.map((p, i) => {
         const digit = argmax(p);
-        return { p, digit, confidence: p[digit], runnerUp: runnerUp(p), declined: p[digit] < below };
+        return { p, digit, confidence: p[digit], runnerUp: runnerUp(p), declined: Boolean(declined && declined[i]) };
       });
       const text = digits.map((d) => d.digit).join("");
       let confidence = 1; // the product over the digits, in order, as np.prod
@@ -60,9 +81,9 @@
       }
 
       const doubtful = digits.filter((d) => d.confidence < C.unsure_below);
-      const declined = digits.some((d) => d.declined);
+      const anyDeclined = digits.some((d) => d.declined);
       let verdict;
-      if (declined) {
+      if (anyDeclined) {
         verdict = digits.length === 1 ? C.not_a_digit : C.not_a_number;
       } else if (digits.length === 1) {
         const d = digits[0];
@@ -75,10 +96,10 @@
       } else {
         verdict = `Reads ${text} (${percent(confidence)} sure).`;
       }
-      return { text, verdict, declined, numbers };
+      return { text, verdict, declined: anyDeclined, numbers };
     }
     return { describe };
   }
 
-  globalThis.MnistVerdict = { words, percent, argmax, runnerUp };
+  globalThis.MnistVerdict = { words, declines, percent, argmax, runnerUp };
 })();
