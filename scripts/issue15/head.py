@@ -57,6 +57,17 @@ except FileNotFoundError:
     )
     torch.save(D, cache)
 print("features", round(time.time() - t), "s", flush=True)
+if os.environ.get("QD"):  # Quick, Draw! doodles (mnist_demo/doodles.py's pool) beside the training non-digits
+    c3 = X + "head_feats_qd.pt"
+    try:
+        qd = torch.load(c3)
+    except FileNotFoundError:
+        qd = feats(torch.load(os.environ["QD"])["images"])
+        torch.save(qd, c3)
+    if os.environ.get("QD_N"):  # a random subset of them, so as to weigh them against the others
+        qd = qd[torch.randperm(len(qd), generator=torch.Generator().manual_seed(0))[: int(os.environ["QD_N"])]]
+    D["out"] = torch.cat([D["out"], qd]) if os.environ.get("QD_ONLY") is None else qd
+    print("with Quick, Draw! doodles", D["out"].shape, flush=True)
 if os.environ.get("V2"):
     c2 = X + "head_feats_v2.pt"
     try:
