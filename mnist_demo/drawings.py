@@ -30,9 +30,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES, normalize
+from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_demo.files import read_bounded
-from mnist_demo.metrics import EVAL_BATCH, confusion_matrix, format_confusion
+from mnist_demo.metrics import confusion_matrix, format_confusion, logits_of
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
 from mnist_demo.reject import Decline
 from mnist_demo.strokes import strokes_from_quickdraw, strokes_to_sketch
@@ -83,16 +83,6 @@ def find_drawings(folder: Path | str) -> list[tuple[Path, int | None]]:
     ]
 
 
-@torch.no_grad()
-def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """(N, 28, 28) uint8 -> (N, 10) logits, the images normalised as Sketch.tensor is."""
-    was_training = model.training
-    model.eval()
-    out = [model(normalize(x)).float() for x in images.split(EVAL_BATCH)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
-
-
 def _share(flags: torch.Tensor) -> float | None:
     return flags.float().mean().item() if len(flags) else None
 
@@ -124,7 +114,7 @@ def score_drawings(
 
     labels = torch.tensor(labels, dtype=torch.long)
     images = torch.from_numpy(np.array([s.image for s in sketches], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
-    logits = _logits(model, images)  # (N, 10)
+    logits = logits_of(model, images)  # (N, 10)
     preds = logits.argmax(dim=1)
     declined = decline.declines(logits) if decline is not None else torch.zeros(len(logits), dtype=torch.bool)
     digit = labels >= 0

@@ -23,6 +23,7 @@ keeping all of the change cost 0.03 points of MNIST.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 
@@ -36,6 +37,7 @@ from mnist_demo.data import MNISTNotFoundError, Split, load_mnist
 from mnist_demo.features import classifier, digit_features
 from mnist_demo.metrics import accuracy
 from mnist_demo.outliers import outlier_images
+from mnist_demo.train import blend
 
 # The margins, in units of log-sum-exp. 2.4 sits just above the floor of ten equal logits at zero
 # (log 10 = 2.30), where Outlier Exposure leaves most non-digits; 3.5 is about the tenth percentile of
@@ -88,11 +90,13 @@ def refit(
     return weight.detach(), bias.detach()
 
 
-@torch.no_grad()
 def keep_share(head: nn.Linear, weight: torch.Tensor, bias: torch.Tensor, share: float = KEEP) -> None:
-    """Move `head` to its old weights plus `share` of the change to (weight, bias), in place."""
-    head.weight.add_(share * (weight.to(head.weight.dtype) - head.weight))
-    head.bias.add_(share * (bias.to(head.bias.dtype) - head.bias))
+    """Move `head` to its old weights plus `share` of the change to (weight, bias), in place (train.blend)."""
+    before = copy.deepcopy(head)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+    blend(head, before, share)
 
 
 def check_config(config: dict) -> None:
@@ -117,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("weights", help="a .safetensors checkpoint trained with --outliers")
     parser.add_argument("--out", required=True, help="where to write the refitted checkpoint (may be the same file)")
     args = parser.parse_args(argv)
-    torch.manual_seed(SEED)
     try:
         checkpoint = load_checkpoint(args.weights)
         config = checkpoint.metadata.get("config") or {}

@@ -18,16 +18,22 @@ EVAL_BATCH = 256
 
 
 @torch.no_grad()
-def predict_split(model: nn.Module, split: Split, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Predicted class of every image in `split`, as an int64 tensor (N,) on the CPU."""
+def logits_of(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 images (N, 28, 28) -> the model's float32 logits (N, 10) on the CPU, in eval mode (its mode
+    restored after), the images normalised as Sketch.tensor is."""
     was_training = model.training
     model.eval()
-    preds = []
-    for start in range(0, len(split), EVAL_BATCH):
-        x = normalize(split.images[start : start + EVAL_BATCH].to(device))  # (B, 1, 28, 28)
-        preds.append(model(x).argmax(dim=1).cpu())
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        x = normalize(images[start : start + EVAL_BATCH].to(device))  # (B, 1, 28, 28)
+        out.append(model(x).float().cpu())
     model.train(was_training)
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+    return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)
+
+
+def predict_split(model: nn.Module, split: Split, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Predicted class of every image in `split`, as an int64 tensor (N,) on the CPU."""
+    return logits_of(model, split.images, device).argmax(dim=1)
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:

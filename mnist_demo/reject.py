@@ -33,7 +33,8 @@ from torch import nn
 
 from mnist_demo import handfonts
 from mnist_demo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mnist_demo.data import NUM_CLASSES, Split, normalize
+from mnist_demo.data import NUM_CLASSES, Split
+from mnist_demo.metrics import logits_of
 from mnist_demo.preprocess import sketch_to_tensor
 
 DECLINE_KEY = "decline_below"  # checkpoint metadata: decline a digit whose score is below this
@@ -106,11 +107,9 @@ def font_digits(fonts: tuple[str, ...], per_digit: int, seed: int) -> Split:
     return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels))
 
 
-@torch.no_grad()
 def scores_of(model: nn.Module, images: torch.Tensor, score: str = "probability") -> torch.Tensor:
     """(N, 28, 28) uint8 -> (N,) scores (a key of SCORES), in eval mode."""
-    model.eval()
-    return torch.cat([SCORES[score](model(normalize(x))) for x in images.split(256)])
+    return SCORES[score](logits_of(model, images))
 
 
 @functools.cache
@@ -132,22 +131,13 @@ def recalibrated(model: nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
     ok = isinstance(share, float) and 0 < share < 0.5
     share = share if ok else DIGITS_DECLINED
     new = calibrate(model, calibration_digits(), share, rule.score)
-    return {
-        **metadata,
-        DECLINE_KEY: round(new.below, 6),
-        SCORE_KEY: new.score,
-        "decline_calibration": {
-            "digits": len(calibration_digits()),
-            "fonts": "TUNE",
-            "share_declined": share,
-            "command": "recalibrated after fine-tuning (mnist_demo.reject.recalibrated)",
-        },
-    }
+    return with_rule(metadata, new, share, "recalibrated after fine-tuning (mnist_demo.reject.recalibrated)")
 
 
-def top_probabilities(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """(N, 28, 28) uint8 -> (N,) top probabilities (scripts/issue15 measure with these)."""
-    return scores_of(model, images, "probability")
+def with_rule(metadata: dict[str, Any], rule: Decline, share: float, command: str) -> dict[str, Any]:
+    """`metadata` carrying `rule`, calibrated on `calibration_digits()` with `share` of them declined."""
+    calibration = {"digits": len(calibration_digits()), "fonts": "TUNE", "share_declined": share, "command": command}
+    return {**metadata, DECLINE_KEY: round(rule.below, 6), SCORE_KEY: rule.score, "decline_calibration": calibration}
 
 
 def calibrate(model: nn.Module, digits: Split, share: float = DIGITS_DECLINED, score: str = "probability") -> Decline:
@@ -173,15 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     digits = calibration_digits()  # drawn once for every checkpoint
     for path, checkpoint in zip(args.weights, checkpoints, strict=True):
         rule = calibrate(checkpoint.model, digits, args.share, args.score)
-        meta = {**checkpoint.metadata, DECLINE_KEY: round(rule.below, 6), SCORE_KEY: rule.score}
         command = f"python -m mnist_demo.reject {path} --score {args.score}"
-        meta["decline_calibration"] = {
-            "digits": len(digits),
-            "fonts": "TUNE",
-            "share_declined": args.share,
-            "command": command + (f" --share {args.share}" if args.share != DIGITS_DECLINED else ""),
-        }
-        save_checkpoint(path, checkpoint.model, **meta)
+        command += f" --share {args.share}" if args.share != DIGITS_DECLINED else ""
+        save_checkpoint(path, checkpoint.model, **with_rule(checkpoint.metadata, rule, args.share, command))
         print(f"{path}: declines below {args.score} {rule.below:.4f} ({args.share:.0%} of {len(digits)} digits)")
     return 0
 

@@ -15,7 +15,7 @@ from mnist_demo.finetune import FinetuneConfig, FinetuneResult, config_for, fine
 from mnist_demo.metrics import accuracy
 from mnist_demo.personal import Entry, PersonalSet
 from mnist_demo.preprocess import sketch_to_tensor
-from mnist_demo.reject import top_probabilities
+from mnist_demo.reject import scores_of
 from testkit.writers import writers
 
 torch.set_num_threads(1)
@@ -42,12 +42,12 @@ cfg = replace(config_for(ck), **{"holdout_share": 0.0, "mnist_eval_size": 10000,
 print(cfg, flush=True)
 test = load_mnist(train=False)
 E = torch.load("experiments/eval.pt")
-thr = float(torch.quantile(top_probabilities(ck.model, E["tune_images"]).double(), 0.01))
+thr = float(torch.quantile(scores_of(ck.model, E["tune_images"]).double(), 0.01))
 odd = torch.cat([E["letters"], E["val_outliers"][:500]])
 
 
 def declined(m):
-    return float((top_probabilities(m, odd) < thr).float().mean())
+    return float((scores_of(m, odd) < thr).float().mean())
 
 
 dec_before = declined(ck.model)

@@ -5,7 +5,7 @@ import torch
 
 from mnist_demo.data import Split, load_mnist
 from mnist_demo.metrics import accuracy
-from mnist_demo.reject import top_probabilities
+from mnist_demo.reject import scores_of
 
 
 def evaluate(model):
@@ -15,11 +15,11 @@ def evaluate(model):
     real = Split(E["real_images"], E["real_labels"])
     out["tune_err"] = 1 - accuracy(model, tune)
     out["real_err"] = 1 - accuracy(model, real)
-    p = top_probabilities(model, tune.images)
+    p = scores_of(model, tune.images)
     thr = float(torch.quantile(p.double(), 0.01))
     out["thr"] = thr
-    out["letters_declined"] = float((top_probabilities(model, E["letters"]) < thr).float().mean())
-    out["outliers_declined"] = float((top_probabilities(model, E["val_outliers"]) < thr).float().mean())
-    out["real_declined"] = float((top_probabilities(model, real.images) < thr).float().mean())
-    out["mnist_declined"] = float((top_probabilities(model, load_mnist(train=False).images) < thr).float().mean())
+    out["letters_declined"] = float((scores_of(model, E["letters"]) < thr).float().mean())
+    out["outliers_declined"] = float((scores_of(model, E["val_outliers"]) < thr).float().mean())
+    out["real_declined"] = float((scores_of(model, real.images) < thr).float().mean())
+    out["mnist_declined"] = float((scores_of(model, load_mnist(train=False).images) < thr).float().mean())
     return out
