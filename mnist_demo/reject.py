@@ -122,7 +122,8 @@ def recalibrated(model: nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
     """The metadata of a checkpoint whose model changed (fine-tuned): its rule's threshold set again on the
     same score, share and digits; unchanged when it has no rule. A fine-tuned model's logits move, the
     energy's more than the top probability's: kept as it was, the shipped CNN's energy threshold declined
-    about 3% of the calibration digits after the app's fine-tuning on a TUNE writer, instead of 1%."""
+    about 3% of TUNE digits after the app's fine-tuning on a TUNE writer, instead of 1.5%
+    (scripts/issue15/ft_rule.py)."""
     rule = decline_threshold(metadata)
     if rule is None:
         return metadata
