@@ -9,8 +9,9 @@ below its model's "not a digit" rule (`decline_below` on its `decline_score`, `m
 canvas whose ink is refused outright (a blob, nothing left) counts as declined too, since the app reads
 no digit from it. The baseline is bench/baseline/cnn.safetensors, today's shipped CNN, given a rule on
 the same score calibrated the same way (`reject.calibrate` on the TUNE fonts) so that its declines are
-compared fairly; the non-digits row's note also gives the shipped CNN's declines by top probability,
-calibrated alike, to show what the score adds.
+compared fairly (for the residual score, with a subspace fitted for it as reject.py fits one); the
+non-digits row's note also gives the shipped CNN's declines by its other scores (top probability,
+energy), calibrated alike, to show what the score adds.
 
     python -m bench --only handwriting [--quick]
 """
@@ -27,7 +28,17 @@ from mnist_demo.data import load_mnist
 from mnist_demo.drawings import evaluate_drawings
 from mnist_demo.inference import MAX_DIGITS, prepare, read_drawing
 from mnist_demo.metrics import accuracy
-from mnist_demo.reject import DRAWINGS_PER_DIGIT, SEED, Decline, calibrate, decline_threshold, font_digits
+from mnist_demo.reject import (
+    DRAWINGS_PER_DIGIT,
+    RESIDUAL,
+    SEED,
+    Decline,
+    calibrate,
+    decline_threshold,
+    fit_subspace,
+    font_digits,
+    read_for,
+)
 from mnist_demo.segment import split_digits
 from testkit.nondigits import nondigits
 from testkit.server import ROOT
@@ -37,6 +48,7 @@ NAME = "handwriting"
 PER_DIGIT = {True: 1, False: 6}  # drawings of each digit in each held-out font
 NONDIGITS = {True: 100, False: 600}
 CALIBRATION_PER_DIGIT = {True: 2, False: DRAWINGS_PER_DIGIT}  # today's CNN's threshold, as reject.py sets one
+FIT_DIGITS = {True: 5_000, False: 60_000}  # MNIST training digits its residual subspace is fitted on
 TIMING_CALLS = {True: 30, False: 200}
 DIGITS_SEED, NONDIGITS_SEED = 15, 15  # the benchmark's own seeds (calibration uses reject.SEED on other fonts)
 TARGET_ERROR_RATIO = 2 / 3  # at least a third fewer errors than today's CNN
@@ -54,8 +66,8 @@ def readings(model: torch.nn.Module, pieces: list[torch.Tensor | None], rule: De
             if x is None:
                 out.append(("", True))
                 continue
-            logits = model(x)
-            declined = rule is not None and bool(rule.declines(logits).any())
+            logits, features = read_for(model, x, rule)
+            declined = rule is not None and bool(rule.declines(logits, features).any())
             out.append(("".join(str(int(d)) for d in logits.argmax(dim=1)), declined))
     return out
 
@@ -69,15 +81,24 @@ def _pieces(canvases: list[np.ndarray]) -> list[torch.Tensor | None]:
     return out
 
 
-def _checkpoints(quick: bool) -> tuple[Checkpoint, Checkpoint, Decline, Decline]:
-    """(shipped CNN, today's CNN, today's CNN's rule and the shipped CNN's by top probability, both calibrated
-    as the shipped one's was)."""
+def _checkpoints(quick: bool) -> tuple[Checkpoint, Checkpoint, Decline, dict[str, Decline]]:
+    """(shipped CNN, today's CNN, today's CNN's rule, the shipped CNN's rules on the other logit scores (top
+    probability, energy), all calibrated as the shipped one's was)."""
     new, old = (load_checkpoint(ROOT / folder / "cnn.safetensors") for folder in ("weights", "bench/baseline"))
     prepare(new.model), prepare(old.model)
     rule = decline_threshold(new.metadata)
     score = rule.score if rule is not None else "probability"
     tune = font_digits(handfonts.TUNE, CALIBRATION_PER_DIGIT[quick], SEED)
-    return new, old, calibrate(old.model, tune, score=score), calibrate(new.model, tune, score="probability")
+    # The residual score's subspace, fitted for today's CNN as reject.py fits one (MNIST's training digits)
+    subspace = (
+        fit_subspace(old.model, load_mnist(train=True).images[: FIT_DIGITS[quick]]) if score == RESIDUAL else None
+    )
+    return (
+        new,
+        old,
+        calibrate(old.model, tune, score=score, subspace=subspace),
+        {other: calibrate(new.model, tune, score=other) for other in ("probability", "energy") if other != score},
+    )
 
 
 def run(quick: bool) -> list[Result]:
@@ -88,16 +109,18 @@ def run(quick: bool) -> list[Result]:
     canvases = [handfonts.draw(str(d), f, rng) for d, f in zip(digits, fonts, strict=True)]
     others = nondigits(NONDIGITS[quick], NONDIGITS_SEED)
     with one_torch_thread():
-        new, old, old_threshold, by_probability = _checkpoints(quick)
+        new, old, old_threshold, others_rules = _checkpoints(quick)
         threshold = decline_threshold(new.metadata)
         pieces, other_pieces = _pieces(canvases), _pieces([c for _, c in others])
         read = {"new": readings(new.model, pieces, threshold), "old": readings(old.model, pieces, old_threshold)}
         rejected = {
             "new": readings(new.model, other_pieces, threshold),
             "old": readings(old.model, other_pieces, old_threshold),
-            "probability": readings(new.model, other_pieces, by_probability),
+            **{score: readings(new.model, other_pieces, r) for score, r in others_rules.items()},
         }
-        digits_by_probability = np.mean([x for _, x in readings(new.model, pieces, by_probability)])
+        digits_by = {
+            score: np.mean([x for _, x in readings(new.model, pieces, r)]) for score, r in others_rules.items()
+        }
         errors = {k: np.mean([text != str(d) for (text, _), d in zip(r, digits, strict=True)]) for k, r in read.items()}
         declined = {k: np.mean([x for _, x in r]) for k, r in read.items()}
         refused = {k: np.mean([x for _, x in r]) for k, r in rejected.items()}
@@ -169,8 +192,11 @@ def run(quick: bool) -> list[Result]:
             target=f">= {100 * TARGET_DECLINED_NONDIGITS:g}%",
             passed=refused["new"] >= TARGET_DECLINED_NONDIGITS,
             note=f"{m} drawings ({by_kind}), testkit/nondigits.py with held-out fonts; rule: {threshold}; "
-            f"the shipped CNN by top probability instead: {refused['probability']:.1%} of non-digits, "
-            f"{digits_by_probability:.2%} of the digits",
+            + "; ".join(
+                f"the shipped CNN by {score} instead: {refused[score]:.1%} of non-digits, "
+                f"{digits_by[score]:.2%} of the digits"
+                for score in others_rules
+            ),
         ),
         Result(
             NAME,

@@ -37,6 +37,7 @@ METADATA_KEY = "mnist_demo"  # key of our JSON inside the safetensors header met
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024  # the shipped CNN is well under 1 MB; anything huge is refused
 MAX_HEADER_BYTES = 1024 * 1024  # safetensors' JSON header; ours is a few kB
 SHOWN_CHARS = 60  # at most this much of an untrusted value is quoted back in an error message
+READABLE_CHARS = 1000  # longer strings are left out of the readable .json copy (the full metadata is in the file)
 
 
 class CheckpointError(ValueError):
@@ -107,8 +108,21 @@ def save_checkpoint(path: Path | str, model: nn.Module, /, **metadata: Any) -> P
     data, meta = checkpoint_bytes(model, **metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(_readable(meta), indent=2) + "\n")
     return path
+
+
+def _readable(meta: dict[str, Any]) -> dict[str, Any]:
+    """The metadata for people: long base64 strings (the "not a digit" rule's subspace) shortened to a note."""
+
+    def shorten(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: shorten(v) for k, v in value.items()}
+        if isinstance(value, str) and len(value) > READABLE_CHARS:
+            return f"<{len(value):,} characters of base64: in the .safetensors header>"
+        return value
+
+    return shorten(meta)
 
 
 def _read_header(data: bytes) -> dict[str, Any]:

@@ -34,14 +34,18 @@ from mnist_demo.data import IMAGE_SIZE, NUM_CLASSES
 from mnist_demo.files import read_bounded
 from mnist_demo.metrics import confusion_matrix, format_confusion, logits_of
 from mnist_demo.preprocess import Sketch, sketch_to_tensor
-from mnist_demo.reject import Decline
+from mnist_demo.reject import Decline, declines_of
 from mnist_demo.strokes import strokes_from_quickdraw, strokes_to_sketch
 
 MAX_FILE_BYTES = 32 * 2**20  # a drawing is a few kB to a few MB; larger files are refused unread
 MAX_LINE_BYTES = 2**20  # a drawing of strokes.MAX_POINTS points is about 200 kB of JSON
 SHOW_WRONG = 20  # misread drawings listed by name in the text report
 NONE = "none"  # the subfolder (or line label) of drawings that are no digit
-SCORE_WORDS = {"probability": "top probability", "energy": "energy of the logits"}  # the report's words
+SCORE_WORDS = {  # the report's words
+    "probability": "top probability",
+    "energy": "energy of the logits",
+    "residual": "energy less the features' residual",
+}
 
 
 def read_drawing_file(path: Path) -> Sketch | str:
@@ -116,7 +120,9 @@ def score_drawings(
     images = torch.from_numpy(np.array([s.image for s in sketches], np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
     logits = logits_of(model, images)  # (N, 10)
     preds = logits.argmax(dim=1)
-    declined = decline.declines(logits) if decline is not None else torch.zeros(len(logits), dtype=torch.bool)
+    declined = (
+        declines_of(model, images, decline) if decline is not None else torch.zeros(len(logits), dtype=torch.bool)
+    )
     digit = labels >= 0
 
     confusion = confusion_matrix(labels[digit], preds[digit])

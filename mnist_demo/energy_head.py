@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         k: v
         for k, v in checkpoint.metadata.items()
-        if k not in ("decline_below", "decline_score", "decline_calibration")
+        if k not in ("decline_below", "decline_score", "decline_calibration", "decline_subspace")
     }
     save_checkpoint(args.out, model, **{**meta, "test_accuracy": after, "energy_head": refitted})
     print(f"wrote {args.out}; now: python -m mnist_demo.reject {args.out} --score energy")

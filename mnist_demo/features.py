@@ -38,6 +38,12 @@ def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     raise TypeError(f"not a model of this package: {type(model).__name__}")
 
 
+def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The classifier's input for normalised images (B, 1, 28, 28), in the model's current mode, dtype and
+    device, in one pass: for an inference copy, already in eval mode, reading a drawing (`reject.read_for`)."""
+    return _features(model, x)
+
+
 @torch.no_grad()
 def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The classifier's input for normalised images (B, 1, 28, 28), as float32 (B, F) on the CPU.

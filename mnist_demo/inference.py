@@ -15,7 +15,7 @@ from torch import nn
 from mnist_demo.checkpoint import Checkpoint, load_checkpoint
 from mnist_demo.data import MNIST_MEAN, MNIST_STD
 from mnist_demo.preprocess import Sketch
-from mnist_demo.reject import Decline, decline_threshold
+from mnist_demo.reject import Decline, decline_threshold, read_for
 from mnist_demo.segment import split_digits
 from mnist_demo.strokes import split_strokes
 
@@ -121,9 +121,9 @@ def read_sketches(model: nn.Module, sketches: list[Sketch], decline: Decline | N
     if not sketches:
         return None
     x = torch.cat([s.tensor for s in sketches])  # (D, 1, 28, 28)
-    logits = model(x)
+    logits, features = read_for(model, x, decline)
     probabilities = logits.softmax(dim=1).numpy()
-    declined = decline.declines(logits).tolist() if decline is not None else [False] * len(sketches)
+    declined = decline.declines(logits, features).tolist() if decline is not None else [False] * len(sketches)
     return Reading([DigitGuess(s, p, low) for s, p, low in zip(sketches, probabilities, declined, strict=True)])
 
 

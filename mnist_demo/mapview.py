@@ -25,6 +25,7 @@ from mnist_demo.data import normalize
 from mnist_demo.features import digit_features
 from mnist_demo.inference import Reading
 from mnist_demo.render import enlarge, gallery_tile
+from mnist_demo.residual import Subspace
 from mnist_demo.webmodel import PageModelError, page_model
 
 PAGE_DIGITS = 6  # significant digits of the projection sent to the page: its marker moves by < 0.01 pixel
@@ -135,13 +136,15 @@ _HASHES: weakref.WeakKeyDictionary[nn.Module, str | None] = weakref.WeakKeyDicti
 _HASHES_LOCK = threading.Lock()
 
 
-def page_hash(model: nn.Module) -> str | None:
-    """The content hash the page knows `model` by (`webmodel.page_model`), None for a model too big for it."""
+def page_hash(model: nn.Module, subspace: Subspace | None = None) -> str | None:
+    """The content hash the page knows `model` by (`webmodel.page_model`, with its "not a digit" rule's
+    `subspace` when the rule needs one), None for a model too big for it. Kept per model object: a model
+    always comes with its checkpoint's rule."""
     with _HASHES_LOCK:
         if model in _HASHES:
             return _HASHES[model]
     try:
-        found = page_model(model).hash
+        found = page_model(model, subspace).hash
     except PageModelError:
         found = None
     with _HASHES_LOCK:
@@ -149,14 +152,14 @@ def page_hash(model: nn.Module) -> str | None:
     return found
 
 
-def page_map(model: nn.Module) -> dict:
+def page_map(model: nn.Module, subspace: Subspace | None = None) -> dict:
     """What mnist_demo/web/map.js needs to put the page's own readings of `model` on its map picture:
     point = (features - mean) @ matrix.T, then pixel = side / 2 + (point - centre) * (side / 2 - pad) / half
     (y flipped), kept `mark` pixels inside the square. `modelHash` names the model whose features fit."""
     atlas = atlas_for(model)
     projection = atlas.projection.to_json()
     return {
-        "modelHash": page_hash(model),
+        "modelHash": page_hash(model, subspace),
         "mean": _rounded(projection["mean"]),
         "matrix": [_rounded(row) for row in projection["matrix"]],
         "layout": layout_of(atlas).to_json(),

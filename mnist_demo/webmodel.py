@@ -7,6 +7,11 @@ travels as JSON). Batch norm is folded away (see `_fold`), so the page runs conv
 affine, ReLU and linear layers only. `run_page_model` is the same forward pass in torch, read from the
 format alone: the unit tests check the folding with it, and the browser tests check net.js against torch.
 
+`page_model(model, subspace)` also carries the "residual" score's subspace (`mnist_demo.residual`, for a
+checkpoint whose "not a digit" rule is that score): its mean and basis follow the network's tensors in the
+same array, and the header's "residual" block says where. net.js then returns each drawing's residual
+as `residual.Subspace.residual` computes it; `page_residual` is that step in torch, from the format alone.
+
     python -c "from mnist_demo.webmodel import page_model; from mnist_demo.checkpoint import load_checkpoint as l; \
 print(page_model(l('weights/cnn.safetensors').model).header)"
 """
@@ -27,12 +32,13 @@ from torch import nn
 from mnist_demo.checkpoint import model_spec
 from mnist_demo.data import IMAGE_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
 from mnist_demo.models import GuideMLP, SmallCNN
+from mnist_demo.residual import Subspace
 
 FORMAT = "mnist-demo-page/1"  # net.js refuses any other; bump when the layer list or layout changes
 HASH_CHARS = 32  # hex digits of SHA-256 kept as the cache key (128 bits: no accidental collision)
 # The page keeps every model it is sent; past this many weights (16 MB of float32, 22 MB as base64) a
-# network is too big to send per visitor and the server reads for it. The shipped CNN has 104,426; the
-# widest MLP the app can train (4096 hidden units) 3.3 million.
+# network is too big to send per visitor and the server reads for it. The shipped CNN has 104,426 (and
+# 38,016 more with its residual's subspace); the widest MLP the app can train (4096 hidden units) 3.3 million.
 MAX_PAGE_FLOATS = 4 * 1024 * 1024
 
 
@@ -57,10 +63,12 @@ class PageModel:
         return {"header": self.header, "weights": base64.b64encode(data).decode("ascii")}
 
 
-def page_model(model: nn.Module) -> PageModel:
-    """`model` (eval semantics: batch norm uses its running statistics) in the page's format."""
+def page_model(model: nn.Module, subspace: Subspace | None = None) -> PageModel:
+    """`model` (eval semantics: batch norm uses its running statistics) in the page's format, with the
+    residual score's `subspace` of its features when given (its mean and basis, as float32)."""
     kind, size, crop = model_spec(model)  # TypeError for anything that is not one of our models
     count = sum(p.numel() for p in model.parameters())
+    count += subspace.features * (subspace.rank + 1) if subspace is not None else 0
     if count > MAX_PAGE_FLOATS:
         raise PageModelError(
             f"this {kind} has {count:,} weights, too many to send to the page (at most {MAX_PAGE_FLOATS:,}); "
@@ -80,6 +88,19 @@ def page_model(model: nn.Module) -> PageModel:
 
     with torch.no_grad():
         layers = _mlp_layers(model, place) if isinstance(model, GuideMLP) else _cnn_layers(model, place)
+    features = layers[-1]["in"]
+    residual = None
+    if subspace is not None:
+        if subspace.features != features:
+            raise PageModelError(
+                f"the residual's subspace is of {subspace.features} features; this {kind} has {features}"
+            )
+        residual = {
+            "features": features,
+            "rank": subspace.rank,
+            "mean": place(subspace.mean),  # float64 holding float32 values: placed exactly
+            "basis": place(subspace.basis),  # (features, rank), row-major
+        }
     weights = np.concatenate(tensors).astype(np.float32)
     if not np.isfinite(weights).all():
         raise PageModelError("this model holds NaN or infinite weights; it cannot be read in the page")
@@ -91,10 +112,12 @@ def page_model(model: nn.Module) -> PageModel:
         "input": [1, IMAGE_SIZE, IMAGE_SIZE],  # one normalised image, (C, H, W), row-major
         "classes": NUM_CLASSES,
         "normalization": {"mean": MNIST_MEAN, "std": MNIST_STD},  # the page normalises with these, not its own
-        "features": layers[-1]["in"],  # the classifier's input, returned by the page for the map
+        "features": features,  # the classifier's input, returned by the page for the map
         "layers": layers,
         "floats": int(weights.size),
     }
+    if residual is not None:  # absent otherwise: the hashes of pages without one stay as they were
+        header["residual"] = residual
     header["hash"] = _content_hash(header, weights)
     return PageModel(header, weights)
 
@@ -181,6 +204,18 @@ def run_page_model(page: PageModel, x: torch.Tensor) -> tuple[torch.Tensor, torc
         else:
             raise PageModelError(f"unknown layer {op!r} in a page model")
     return h, features
+
+
+def page_residual(page: PageModel, features: torch.Tensor) -> torch.Tensor | None:
+    """The residual (B,) float64 of features (B, F) off the subspace `page` carries, as net.js computes it
+    and as `residual.Subspace.residual` does; None for a page without one."""
+    block = page.header.get("residual")
+    if block is None:
+        return None
+    weights = torch.from_numpy(page.weights)
+    mean, basis = _tensor(weights, block["mean"]).double(), _tensor(weights, block["basis"]).double()
+    z = features.double() - mean
+    return (z - (z @ basis) @ basis.T).norm(dim=1)
 
 
 def logits_and_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,8 @@ OMP_NUM_THREADS=1 python -m mnist_demo.train --init bench/baseline/cnn.safetenso
 # (mnist_demo/energy_head.py: a minute, the features untouched).
 OMP_NUM_THREADS=1 python -m mnist_demo.energy_head weights/cnn.safetensors --out weights/cnn.safetensors
 # "Not a digit": each model declines a drawing whose score falls below a threshold set on the TUNE
-# handwriting fonts' digits (mnist_demo/reject.py), written into its metadata: the energy (log-sum-exp of
-# the logits) for the CNN, the top probability for the MLPs, as chosen on TUNE non-digits.
-python -m mnist_demo.reject weights/cnn.safetensors --score energy
+# handwriting fonts' digits (mnist_demo/reject.py), written into its metadata: for the CNN the energy
+# (log-sum-exp of the logits) less its features' residual off the digits' subspace (fitted on MNIST's
+# training digits, mnist_demo/residual.py), the top probability for the MLPs, as chosen on TUNE non-digits.
+python -m mnist_demo.reject weights/cnn.safetensors --score residual
 python -m mnist_demo.reject weights/mlp.safetensors weights/mlp-guide.safetensors

@@ -19,6 +19,7 @@ import gradio as gr
 from torch import nn
 
 from mnist_demo.inference import prepare, read_strokes
+from mnist_demo.reject import Decline
 from testkit.browser import wait_until
 from testkit.pad_apps import events_html
 from ui.pad import parse_pad_value, stroke_pad
@@ -29,14 +30,24 @@ READY = "() => !!(window.mnistDemo && window.mnistDemo.models && window.MnistNet
 READS_WITH = """(hash) => !!(window.mnistDemo && window.mnistDemo.read && window.mnistDemo.models.current
   && window.mnistDemo.models.current.hash === hash && window.mnistDemo.models.currentHash === hash)"""
 
-# ([hash, images]) -> for each image {logits, probabilities, features}, from the page's copy of `hash`.
+# ([hash, images]) -> for each image {logits, probabilities, features, residual}, from the page's copy of
+# `hash` (residual: null unless it carries a subspace).
 FORWARD = """async ([hash, images]) => {
   const net = await window.mnistDemo.models.get(hash);
   return images.map((image) => {
     const r = net.forward(image);
     return { logits: Array.from(r.logits), probabilities: Array.from(r.probabilities),
-             features: Array.from(r.features) };
+             features: Array.from(r.features), residual: r.residual };
   });
+}"""
+# ([hash, images, rule]) -> FORWARD's, with each image's score under `rule` (a reference: decline_below,
+# decline_score, decline_weight) and whether it is declined, as mnist_demo/web/verdict.js says.
+SCORED = """async ([hash, images, rule]) => {
+  const net = await window.mnistDemo.models.get(hash);
+  const outputs = images.map((image) => net.forward(image));
+  const scores = MnistVerdict.scores(outputs, rule), declined = MnistVerdict.declines(outputs, rule);
+  return outputs.map((r, i) => ({ logits: Array.from(r.logits), features: Array.from(r.features),
+                                  residual: r.residual, score: scores[i], declined: declined[i] }));
 }"""
 
 
@@ -83,18 +94,25 @@ def pick(page, name: str, hash_: str) -> None:
     wait_until(page, READS_WITH, hash_, why=lambda: f"the page does not read with {name}")
 
 
-def reading_harness(registry: PageModels, nets: dict[str, nn.Module], initial: str | None = None) -> gr.Blocks:
+def reading_harness(
+    registry: PageModels,
+    nets: dict[str, nn.Module],
+    initial: str | None = None,
+    rules: dict[str, Decline | None] | None = None,
+) -> gr.Blocks:
     """The stroke pad (#pad), a model picker (#pick) and the page-model component (#page-model), as the Draw tab.
 
-    The picker sets the component's value (each net published once) and the model the server reads with;
-    on pen-up the server reads the strokes with it (`read_strokes`, as the Draw tab) into #verdict and
-    #pred, and counts its answers in #events, so a page can tell when one has been shown.
+    The picker sets the component's value (each net published once, with its "not a digit" rule from
+    `rules`, if any) and the model the server reads with; on pen-up the server reads the strokes with it
+    and its rule (`read_strokes`, as the Draw tab) into #verdict and #pred, and counts its answers in
+    #events, so a page can tell when one has been shown.
     """
-    refs = {name: registry.publish(prepare(net), pin=True) for name, net in nets.items()}
+    rules = rules or {}
+    refs = {name: registry.publish(prepare(net), pin=True, decline=rules.get(name)) for name, net in nets.items()}
 
     def read(value, name, count):
         try:
-            reading = read_strokes(nets[name], parse_pad_value(value)) if name in nets else None
+            reading = read_strokes(nets[name], parse_pad_value(value), rules.get(name)) if name in nets else None
         except ValueError as err:
             raise gr.Error(str(err)) from None
         verdict = "Draw a digit" if reading is None else reading.verdict()
@@ -117,10 +135,13 @@ def reading_harness(registry: PageModels, nets: dict[str, nn.Module], initial: s
 
 
 @contextmanager
-def served_reading(nets: dict[str, nn.Module], initial: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+def served_reading(
+    nets: dict[str, nn.Module], initial: str | None = None, rules: dict[str, Decline | None] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     """`reading_harness` on a free loopback port in this process; (its URL, each net's page-model hash)."""
     registry = PageModels()
-    demo = reading_harness(registry, nets, initial)
-    hashes = {name: json.loads(registry.publish(net))["hash"] for name, net in nets.items()}
+    demo = reading_harness(registry, nets, initial, rules)
+    rules = rules or {}
+    hashes = {name: json.loads(registry.publish(net, decline=rules.get(name)))["hash"] for name, net in nets.items()}
     with _launched(demo) as url:
         yield url, hashes

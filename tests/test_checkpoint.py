@@ -46,6 +46,16 @@ def test_round_trip_gives_identical_logits(tmp_path, name, size, crop):
     assert load_checkpoint(path.read_bytes()).metadata == loaded.metadata  # bytes work too
 
 
+def test_the_readable_copy_leaves_long_base64_in_the_file(tmp_path):
+    blob = "A" * 5000  # a "not a digit" subspace is ~200 kB of base64
+    path = save_checkpoint(
+        tmp_path / "m.safetensors", build_model("mlp", 8), decline_subspace={"mean": blob, "rank": 2}
+    )
+    readable = json.loads((tmp_path / "m.json").read_text())["decline_subspace"]
+    assert readable["rank"] == 2 and "5,000 characters" in readable["mean"]
+    assert load_checkpoint(path).metadata["decline_subspace"]["mean"] == blob
+
+
 def _with_metadata(net, **changes) -> bytes:
     """A checkpoint of `model` whose JSON metadata is edited by `changes`."""
     _, meta = checkpoint_bytes(net)

@@ -227,6 +227,21 @@ def test_the_rule_is_set_again_for_the_fine_tuned_model(small_set, fake_mnist, m
     assert abs(declined.item() - 0.1) <= 0.011  # its own logits: the same share of the digits as the source's
 
 
+def test_a_residual_rule_keeps_its_subspace_and_gets_a_new_threshold(small_set, fake_mnist, monkeypatch):
+    digits = fake_mnist.subset(100)
+    monkeypatch.setattr(reject, "calibration_digits", lambda: digits)
+    model = build_model("cnn", 4).eval()
+    rule = calibrate(model, digits, 0.1, reject.RESIDUAL, reject.fit_subspace(model, fake_mnist.images))
+    source = load_checkpoint(checkpoint_bytes(model, **reject.with_rule({}, rule, 0.1, "test"))[0])
+    *_, result = finetune(source, small_set, FAST, fake_mnist, fake_mnist)
+    new = decline_threshold(result.checkpoint.metadata)
+    assert new.score == reject.RESIDUAL and new.below != rule.below
+    # the subspace stays as fitted (refitting it would need MNIST's training digits in the app)
+    assert torch.equal(new.subspace.basis, rule.subspace.basis) and new.subspace.weight == rule.subspace.weight
+    declined = reject.declines_of(result.checkpoint.model, digits.images, new).float().mean()
+    assert abs(declined.item() - 0.1) <= 0.011
+
+
 def test_a_model_without_a_rule_gets_none_after_fine_tuning(small_set, fake_mnist, monkeypatch):
     monkeypatch.setattr(reject, "calibration_digits", lambda: pytest.fail("nothing to calibrate"))
     *_, result = finetune(load_checkpoint(checkpoint_bytes(build_model("mlp", 8))[0]), small_set, FAST, fake_mnist)

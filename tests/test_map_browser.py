@@ -96,11 +96,13 @@ def test_a_drawing_on_the_map_and_the_pages_own_readings(page, mnist_test):
     from mnist_demo.atlas import atlas_for
     from mnist_demo.charts import MAP_SIDE, MARK
     from mnist_demo.features import digit_features
+    from mnist_demo.reject import decline_threshold
     from ui.common import Models
 
-    model = Models.shipped().pick("cnn", None).model  # the picked model: the same weights as the app's
+    checkpoint = Models.shipped().pick("cnn", None)  # the picked model: the same weights as the app's
+    model, rule = checkpoint.model, decline_threshold(checkpoint.metadata)
     atlas = atlas_for(model)
-    layout, model_hash = mapview.layout_of(atlas), mapview.page_hash(model)
+    layout, model_hash = mapview.layout_of(atlas), mapview.page_hash(model, rule.page_subspace)
 
     loaded = picture_src(page, "#map")  # the picked model's map, before anything is drawn
     draw_digit(page, "7")
@@ -108,6 +110,8 @@ def test_a_drawing_on_the_map_and_the_pages_own_readings(page, mnist_test):
     wait_for_new_picture(page, "#map", loaded)
     wait_for_text(page, "#map-sentence", r"Your drawing sits (mostly )?among 7s")
     wait_until(page, "() => document.querySelectorAll('#map-neighbours img').length === 5", why=lambda: "no 5 tiles")
+    # The map names the model by the hash the page's own copy has (its "not a digit" subspace included).
+    assert page.evaluate("() => window.mnistDemo.models.currentHash") == model_hash
 
     # The page's readings: map.js puts them where Python's projection and axes do, to a hundredth of a pixel.
     for i in (0, 1, 2, 7):

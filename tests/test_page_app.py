@@ -8,7 +8,9 @@
 - With ?page_model=off the page reads nothing and the server's reading on pen-up is what shows.
 - The page's reading equals the server's panel value (verdict, "not a digit" included, numbers, each
   digit's probabilities and input, and the signature of the strokes read) for drawings drawn with the
-  mouse, the real drawings re-recorded as strokes, numbers and scribbles that are no digit.
+  mouse, the real drawings re-recorded as strokes, numbers and scribbles that are no digit; the page
+  applies the shipped CNN's own "not a digit" rule (the "residual" score: its subspace comes with the
+  weights).
 
 tests/test_page_reading.py compares the page with mnist_demo on hundreds of drawings on a small
 harness; these tests check the wiring in the app. Without /usr/bin/chromium they skip, except under CI.
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_demo.reject import decline_threshold
 from testkit.browser import (
     StrokePad,
     digit,
@@ -235,6 +238,12 @@ def _same(page_value: dict, server_value: str, what: str) -> None:
 def test_the_pages_reading_is_the_servers_in_the_app(visit, app_url):
     page, pad = visit()
     handlers = DrawHandlers(Models.shipped(), page_models=PageModels())  # the app's reading, in this process
+    # The page applies the shipped CNN's own rule: its reference's, and a "residual" score's subspace
+    # arrived with the weights (the page then computes each digit's residual).
+    rule = decline_threshold(handlers.models.pick("cnn", None).metadata)
+    ref = page.evaluate("() => window.mnistDemo.models.currentRef")
+    assert {k: ref[k] for k in ("decline_below", "decline_score", "decline_weight")} == rule.page()
+    assert page.evaluate("() => !!window.mnistDemo.models.current.residual") == (rule.score == "residual")
     drawn = {
         "7": digit("7", height=170),
         "2": digit("2", height=150),

@@ -8,8 +8,11 @@ tests skip, except under CI, where they fail.
 Measured (this file; `-s` prints a line per model): the largest logit difference was 8.6e-6 in absolute
 terms (the shipped guide MLP, whose logits reach 30.9) and 7.7e-7 relative to the largest logit (a random
 CNN of width 64, crop 2); features differed by at most 1.2e-6 relative, probabilities by 5.7e-7. Float32
-rounding in torch and the batch-norm folding account for it (net.js computes in float64). The bounds
-below sit just above these.
+rounding in torch and the batch-norm folding account for it (net.js computes in float64). With a
+"residual" rule's subspace (RESIDUAL), the page's residual differed from `Subspace.residual` of torch's
+features by at most 7.6e-7 relative (a random CNN of width 8; 1.1e-7 for the shipped CNN), and by 1.6e-15
+of the page's own float32 features; the scores by 3.2e-6, and the page declined what torch declined. The
+bounds below sit just above these.
 
     python -m pytest -q -s tests/test_page_model.py
 """
@@ -24,12 +27,14 @@ import pytest
 import torch
 
 from mnist_demo.checkpoint import load_checkpoint
+from mnist_demo.reject import Decline, decline_threshold
+from mnist_demo.residual import fit
 from mnist_demo.segment import split_digits
 from mnist_demo.webmodel import FORMAT, PageModel, logits_and_features, run_page_model
 from testkit.browser import chromium_missing, launch, new_page, save_evidence, wait_until
 from testkit.canvases import sketch_values
 from testkit.models import random_model
-from testkit.page_model import FORWARD, READY, served
+from testkit.page_model import FORWARD, READY, SCORED, served
 from testkit.server import ROOT
 from ui.page_model import PageModels
 
@@ -39,9 +44,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LOGIT_BOUND = 1e-6
 FEATURE_BOUND = 1.5e-6
 PROBABILITY_BOUND = 1e-6  # absolute: probabilities are at most 1
+RESIDUAL_BOUND = 2e-6  # relative, the page's residual against Subspace.residual of torch's features
+OWN_RESIDUAL_BOUND = 1e-12  # relative, ... of the page's own float32 features: float64 sums in another order
+SCORE_BOUND = 1e-5  # absolute, the "residual" score (energy less weight times residual), page against torch
 RANDOM_INPUTS = 6
 SHIPPED = {p.stem: p for p in sorted((ROOT / "weights").glob("*.safetensors"))}
 RANDOM = [("mlp", h, 0) for h in (1, 28, 128, 1024)] + [("cnn", w, c) for w in (1, 8, 32, 64) for c in (0, 2, 4)]
+# Models published with a "residual" rule (mnist_demo/residual.py): the shipped CNN with its checkpoint's
+# (or, where its rule is another score, one fitted here) and random ones with a subspace fitted here.
+RESIDUAL = ["shipped cnn", "cnn-8", "cnn-64-crop2", "mlp-128"]
+RESIDUAL_RANK = 32
+FIT_INPUTS = 256  # noise images whose features the random models' subspaces are fitted on
 
 
 def _name(kind: str, size: int, crop: int) -> str:
@@ -65,7 +78,34 @@ def inputs():
 
 
 @pytest.fixture(scope="module")
-def site(models):
+def residual_rules(inputs):
+    """name (RESIDUAL) -> (a copy of that model, its "residual" rule). The threshold of a fitted one lies
+    between the middle two scores of `inputs`, so that half of them are declined; the copies are other
+    objects than `models`' (published without a rule)."""
+    noise = torch.randn(FIT_INPUTS, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    out = {}
+    for name in RESIDUAL:
+        if name.startswith("shipped"):
+            checkpoint = load_checkpoint(SHIPPED[name.split()[1]])
+            model, rule = checkpoint.model, decline_threshold(checkpoint.metadata)
+            if rule is not None and rule.subspace is not None:
+                out[name] = (model, rule)
+                continue
+        else:
+            kind, size, *crop = name.split("-")
+            spec = (kind, int(size), int(crop[0][4:]) if crop else 0)
+            model = random_model(*spec, seed=RANDOM.index(spec))
+        with torch.no_grad():
+            logits, features = logits_and_features(model, torch.cat([noise, inputs]))
+            subspace = fit(features, logits.logsumexp(dim=1), rank=RESIDUAL_RANK)
+            scores = Decline(0.0, "residual", subspace).scores(*logits_and_features(model, inputs)).sort().values
+        middle = len(scores) // 2  # halfway between two scores: none lies on the threshold
+        out[name] = (model, Decline(float(scores[middle - 1] + scores[middle]) / 2, "residual", subspace))
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(models, residual_rules):
     """The harness serving every model (the shipped ones also in its dropdown); (PageModels, refs, url)."""
     reason = chromium_missing()
     if reason:
@@ -74,6 +114,8 @@ def site(models):
         pytest.skip(reason)
     registry = PageModels()
     refs = {name: registry.publish(model, pin=name.startswith("shipped")) for name, model in models.items()}
+    for name, (model, rule) in residual_rules.items():
+        refs[f"residual: {name}"] = registry.publish(model, decline=rule)
     choices = {name: ref for name, ref in refs.items() if name.startswith("shipped")}
     with served(registry, choices) as url:
         yield registry, refs, url
@@ -121,6 +163,39 @@ def test_the_page_computes_what_torch_computes(name, models, inputs, site, page,
     assert logit_diff < LOGIT_BOUND
     assert feature_diff < FEATURE_BOUND
     assert probability_diff < PROBABILITY_BOUND
+
+
+@pytest.mark.parametrize("name", RESIDUAL)
+def test_the_page_computes_the_residual_and_applies_the_rule_as_torch(
+    name, residual_rules, inputs, site, page, one_thread
+):
+    model, rule = residual_rules[name]
+    ref = json.loads(site[1][f"residual: {name}"])
+    assert ref["decline_score"] == "residual" and ref["decline_weight"] == rule.subspace.weight
+    out = page.evaluate(SCORED, [ref["hash"], inputs.flatten(1).tolist(), ref])
+    with torch.no_grad():
+        logits, features = logits_and_features(model, inputs)
+    residual = rule.subspace.residual(features)
+    scores = rule.scores(logits, features)
+    page_residual = torch.tensor([o["residual"] for o in out], dtype=torch.float64)
+    page_features = torch.tensor([o["features"] for o in out], dtype=torch.float32)  # net.js's float32 values
+    page_scores = torch.tensor([o["score"] for o in out], dtype=torch.float64)
+    # net.js's arithmetic on its own features is Subspace.residual's, but for the order of float64 sums
+    own = (page_residual - rule.subspace.residual(page_features)).abs().max() / residual.abs().max()
+    residual_diff = ((page_residual - residual).abs() / residual).max().item()
+    score_diff = (page_scores - scores).abs().max().item()
+    torch_declined = (scores < rule.below).tolist()
+    page_declined = [o["declined"] for o in out]
+    near = [i for i, s in enumerate(scores.tolist()) if abs(s - rule.below) <= SCORE_BOUND]
+    print(
+        f"\n{name}: residuals up to {residual.max().item():.1f}, relative difference {residual_diff:.1e}"
+        f" (from the page's own features {own.item():.1e}); scores differ by {score_diff:.1e};"
+        f" declined {sum(page_declined)} of {len(out)} (torch {sum(torch_declined)}, {len(near)} near the threshold)"
+    )
+    assert own < OWN_RESIDUAL_BOUND
+    assert residual_diff < RESIDUAL_BOUND
+    assert score_diff < SCORE_BOUND
+    assert all(p == t for i, (p, t) in enumerate(zip(page_declined, torch_declined)) if i not in near)
 
 
 def _relative(page: torch.Tensor, reference: torch.Tensor) -> float:
@@ -209,5 +284,26 @@ def test_unknown_models_and_bad_payloads_are_refused_clearly(site, page):
     assert "unsupported model format" in broken["format"]
     assert "bytes, the header says" in broken["truncated"]
     assert "expects" in broken["shape"] or "should have shape" in broken["shape"]
+    payload = registry.payload(_hash(refs["residual: cnn-8"]))
+    broken = page.evaluate(
+        """(payload) => {
+          const residual = (change) => ({ ...payload, header: { ...payload.header,
+            residual: { ...payload.header.residual, ...change } } });
+          const r = payload.header.residual;
+          const tries = {
+            features: residual({ features: r.features + 1 }),
+            rank: residual({ rank: 0 }),
+            basis: residual({ basis: { ...r.basis, shape: [r.features, r.rank + 1] } }),
+            outside: residual({ mean: { ...r.mean, offset: payload.header.floats - 1 } }),
+          };
+          return Object.fromEntries(Object.entries(tries).map(([k, p]) => {
+            try { MnistNet.fromPayload(p); return [k, 'accepted']; } catch (e) { return [k, e.message]; }
+          }));
+        }""",
+        payload,
+    )
+    assert "does not fit" in broken["features"] and "does not fit" in broken["rank"]
+    assert "should have shape" in broken["basis"]
+    assert "lies outside the weights" in broken["outside"]
     with pytest.raises(Exception, match="reads 784 values"):
         page.evaluate(FORWARD, [_hash(refs["cnn-8-crop2"]), [[0.0] * 100]])

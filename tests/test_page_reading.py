@@ -2,21 +2,26 @@
 
 `window.mnistDemo.read(strokes)` (mnist_demo/web/read.js, verdict.js, live.js, with net.js's forward pass)
 reads each drawing in the page, all drawings of a set in one call; mnist_demo reads the same strokes with
-`split_strokes` and the same torch model (`read_sketches`). The sets: the 34 real drawings re-recorded as
-strokes (tests/drawings/strokes.ndjson), testkit's digits at three heights and a few numbers, and MNIST
-test digits redrawn as strokes (their skeletons traced by testkit/traces.py, placed at random on the pad),
-alone and side by side as numbers. Compared: the digits read (the label), each digit's 28 x 28 uint8
-input, its ten probabilities, the verdict and the likeliest numbers.
+`split_strokes` and the same torch model (`read_sketches`), both with the checkpoint's "not a digit" rule
+(the shipped CNN's the "residual" score, whose subspace travels with the page's weights; the MLPs' the top
+probability). The sets: the 34 real drawings re-recorded as strokes (tests/drawings/strokes.ndjson),
+testkit's digits at three heights, a few numbers and 24 doodles that are no digit (testkit/nondigits.py),
+and MNIST test digits redrawn as strokes (their skeletons traced by testkit/traces.py, placed at random on
+the pad), alone and side by side as numbers. Compared: the digits read (the label), each digit's 28 x 28
+uint8 input, its ten probabilities, its score under the rule and whether it is declined, the verdict and
+the likeliest numbers.
 
-Measured (`python -m pytest -q -s tests/test_page_reading.py -k mnist_demo`, each shipped model on 348
-drawings, 431 digits: 68 real and synthetic drawings, 280 of MNIST): the same label on every drawing; the
+Measured (`python -m pytest -q -s tests/test_page_reading.py -k mnist_demo`, each shipped model on 372
+drawings, 455 digits: 92 real and synthetic drawings, 280 of MNIST): the same label on every drawing; the
 28 x 28 inputs identical but for one pixel of one synthetic digit, off by 1 of 255 (the centre of mass,
 summed in another order, moves that pixel's ink across a rounding boundary it lies 6e-13 from);
-probabilities within 1.0e-6 where the inputs are the same (the guide's MLP; 3.3e-7 for the CNN), and
-4.5e-5 for the CNN on the digit whose pixel differs; the same verdicts (among them 2-6 "Not sure" and 45
-"Reads" per model) and the same likeliest numbers. The bounds
-below sit just above; a verdict may differ only where a probability lies within SHIFTED_PROBABILITY_BOUND
-of the 60% "not sure" line or of a percentage's rounding.
+probabilities within 1.0e-6 where the inputs are the same (the guide's MLP; 3.0e-7 for the CNN), and
+3.7e-5 for the CNN on the digit whose pixel differs; the CNN's residual scores within 1.5e-6 (3.7e-4 on
+that digit); the same digits declined (38 by the CNN, 6 and 22 by the MLPs); the same verdicts (among them
+5-9 "Not sure", 37-44 "Reads" and 6-36 "That does not look like ...") and the same likeliest numbers. The
+bounds below sit just above; a verdict may differ only where a probability lies within
+SHIFTED_PROBABILITY_BOUND of the 60% "not sure" line or of a percentage's rounding, or a score within
+SCORE_BOUND (SHIFTED_SCORE_BOUND) of the rule's threshold.
 
 The live reading on the harness page (testkit/page_model.py: the stroke pad, the component, and the
 server reading on pen-up as the Draw tab): readings while the pen moves with no request to the server
@@ -35,12 +40,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.inference import MAX_DIGITS, UNSURE_BELOW, read_sketches
+from mnist_demo.reject import decline_threshold, read_for
 from mnist_demo.strokes import split_strokes
 from testkit.browser import StrokePad, chromium_missing, digit, launch, new_page, number, place, save_evidence, smooth
 from testkit.browser import wait_until as wait
+from testkit.nondigits import DOODLES, doodle
 from testkit.page_model import READS_WITH, RECORD, pick, served_reading
 from testkit.sketches import STROKES
 from testkit.traces import pad_number, pad_strokes, trace
@@ -57,12 +65,15 @@ IMAGE_BOUND = 1  # largest difference of one input pixel, of 255
 DIFFERING_PIXELS = 1e-4  # share of all input pixels that may differ at all (measured: 1 of 337,904)
 PROBABILITY_BOUND = 2e-6  # absolute, for a digit whose 28 x 28 input is the same on both sides
 SHIFTED_PROBABILITY_BOUND = 1e-4  # ... and for one whose input differs by a pixel (IMAGE_BOUND)
+SCORE_BOUND = 5e-6  # absolute, the "not a digit" rule's score, for a digit whose input is the same
+SHIFTED_SCORE_BOUND = 1e-3  # ... and for one whose input differs by a pixel
 
 # Every drawing read in the page, in one call. JSON both ways: Playwright's own serialisation of a few
 # hundred thousand numbers costs seconds in Python.
 READ_ALL = """(drawings) => JSON.stringify(JSON.parse(drawings).map((d) => { const r = window.mnistDemo.read(d);
   return r && {label: r.label, verdict: r.verdict, numbers: r.numbers, probabilities: r.probabilities, input: r.input,
-               features: r.features.map((f) => f.length), hash: r.modelHash}; }))"""
+               features: r.features.map((f) => f.length), hash: r.modelHash,
+               scores: r.digits.map((d) => d.score), declined: r.digits.map((d) => d.declined)}; }))"""
 
 
 def _recorded() -> list:
@@ -71,9 +82,15 @@ def _recorded() -> list:
 
 
 def _synthetic() -> list:
-    """testkit's digits at three heights, smoothed as a hand draws them, and a few numbers."""
+    """testkit's digits at three heights, smoothed as a hand draws them, a few numbers, and doodles that are no
+    digit (testkit/nondigits.py) at two heights, for the "not a digit" rule."""
     digits = [[smooth(line) for line in place(STROKES[d], height=h)] for d in STROKES for h in (95, 140, 190)]
-    return digits + [number(text) for text in ("42", "1745", "90", "386")]
+    doodles = [
+        [smooth(line) for line in place(doodle(kind), height=h, aspect=1.0, jitter=2, seed=h)]
+        for kind in DOODLES
+        for h in (140, 200)
+    ]
+    return digits + [number(text) for text in ("42", "1745", "90", "386")] + doodles
 
 
 def _traced(mnist_test) -> list:
@@ -89,18 +106,29 @@ def _traced(mnist_test) -> list:
 
 
 @pytest.fixture(scope="module")
-def nets():
-    return {name: load_checkpoint(path).model for name, path in SHIPPED.items()}
+def checkpoints():
+    return {name: load_checkpoint(path) for name, path in SHIPPED.items()}
 
 
 @pytest.fixture(scope="module")
-def site(nets):
+def nets(checkpoints):
+    return {name: checkpoint.model for name, checkpoint in checkpoints.items()}
+
+
+@pytest.fixture(scope="module")
+def rules(checkpoints):
+    """Each shipped model's "not a digit" rule: the page and the harness's server reading apply it."""
+    return {name: decline_threshold(checkpoint.metadata) for name, checkpoint in checkpoints.items()}
+
+
+@pytest.fixture(scope="module")
+def site(nets, rules):
     reason = chromium_missing()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI runs the browser tests and must not skip them")
         pytest.skip(reason)
-    with served_reading(nets, initial="cnn") as served:
+    with served_reading(nets, initial="cnn", rules=rules) as served:
         yield served
 
 
@@ -168,21 +196,23 @@ def reading_page(browser, site, request):
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))
-def test_the_page_reads_strokes_as_mnist_demo_does(name, drawings, nets, site, reading_page, one_thread):
+def test_the_page_reads_strokes_as_mnist_demo_does(name, drawings, nets, rules, site, reading_page, one_thread):
     drawings, strokes, sketches = drawings
     page = reading_page
     pick(page, name, site[1][name])
     start = time.perf_counter()
     out = json.loads(page.evaluate(READ_ALL, json.dumps(strokes)))
     seconds = time.perf_counter() - start
-    model = nets[name]
+    model, rule = nets[name], rules[name]
     agree, digits, pixels, differing, worst_pixel, verdicts = 0, 0, 0, 0, 0, []
-    kinds = {"It's": 0, "Not sure": 0, "Reads": 0}  # the verdicts compared, by kind
+    kinds = {"It's": 0, "Not sure": 0, "Reads": 0, "That does not": 0}  # the verdicts compared, by kind
     worst_p = {True: 0.0, False: 0.0}  # by whether the input was the same
+    worst_score = {True: 0.0, False: 0.0}  # the rule's score, likewise
+    declined = {"page": 0, "mnist_demo": 0, "differing": 0}  # digits declined, and where the two differ
     for found, got in zip(sketches, out, strict=True):
         assert got is not None, "the page had no model to read with"
         assert got["hash"] == site[1][name]
-        reading = read_sketches(model, found)
+        reading = read_sketches(model, found, rule)  # the server's reading, its rule applied
         if reading is None:
             assert got["label"] == "" and got["verdict"] is None and got["probabilities"] == []
             agree += 1
@@ -191,20 +221,43 @@ def test_the_page_reads_strokes_as_mnist_demo_does(name, drawings, nets, site, r
         kinds[next(k for k in kinds if reading.verdict().startswith(k))] += 1
         if len(got["input"]) != len(reading.digits):
             continue  # another split: counted as a different label
-        for guess, image, p, size in zip(reading.digits, got["input"], got["probabilities"], got["features"]):
+        with torch.inference_mode():
+            scores = rule.scores(*read_for(model, torch.cat([d.sketch.tensor for d in reading.digits]), rule))
+        near = False  # some score within the bound of the threshold: the page may decline otherwise
+        for guess, image, p, size, score, page_score, page_declined in zip(
+            reading.digits,
+            got["input"],
+            got["probabilities"],
+            got["features"],
+            scores.tolist(),
+            got["scores"],
+            got["declined"],
+            strict=True,
+        ):
             diff = np.abs(np.array(image) - guess.sketch.image.ravel().astype(int))
             digits, pixels, differing = digits + 1, pixels + diff.size, differing + int((diff > 0).sum())
             worst_pixel = max(worst_pixel, int(diff.max()))
             same = not diff.any()
             worst_p[same] = max(worst_p[same], float(np.abs(np.array(p) - guess.probabilities).max()))
+            worst_score[same] = max(worst_score[same], abs(page_score - score))
+            bound = SCORE_BOUND if same else SHIFTED_SCORE_BOUND
+            near = near or abs(score - rule.below) <= bound
+            declined["page"] += page_declined
+            declined["mnist_demo"] += guess.declined
+            if page_declined != guess.declined:
+                declined["differing"] += 1
+                assert abs(score - rule.below) <= bound, f"declined differently, score {score} off {rule.below}"
             assert size == model_features(model)
         if got["verdict"] != reading.verdict() or [k for k, _ in got["numbers"]] != list(reading.label()):
-            explained = any(_boundary(float(p)) for d in reading.digits for p in (d.confidence, reading.confidence))
+            explained = near or any(
+                _boundary(float(p)) for d in reading.digits for p in (d.confidence, reading.confidence)
+            )
             verdicts.append((reading.verdict(), got["verdict"], explained))
     print(
         f"\n{name}, {drawings}: {len(strokes)} drawings, {digits} digits; the same label on {agree}"
         f" ({agree / len(strokes):.2%}); input pixels differing {differing} of {pixels}, by at most {worst_pixel};"
         f" probabilities within {worst_p[True]:.1e} (inputs the same), {worst_p[False]:.1e} (a pixel off);"
+        f" {rule.score} scores within {worst_score[True]:.1e}, {worst_score[False]:.1e}; declined {declined};"
         f" verdicts {kinds}, differing {len(verdicts)}; {seconds:.1f} s in the page"
     )
     assert agree >= LABEL_AGREEMENT * len(strokes)
@@ -212,6 +265,8 @@ def test_the_page_reads_strokes_as_mnist_demo_does(name, drawings, nets, site, r
     assert differing <= DIFFERING_PIXELS * pixels
     assert worst_p[True] <= PROBABILITY_BOUND
     assert worst_p[False] <= SHIFTED_PROBABILITY_BOUND
+    assert worst_score[True] <= SCORE_BOUND
+    assert worst_score[False] <= SHIFTED_SCORE_BOUND
     assert all(explained for *_, explained in verdicts), f"verdicts differ away from any boundary: {verdicts}"
 
 

@@ -14,7 +14,7 @@ import json
 import gradio as gr
 import pytest
 
-from mnist_demo import webmodel
+from mnist_demo import mapview, webmodel
 from mnist_demo.checkpoint import Checkpoint
 from mnist_demo.reject import decline_threshold
 from mnist_demo.session import Visitor
@@ -91,13 +91,33 @@ def test_every_shipped_model_goes_to_the_page(models: Models, key: str):
 
 @pytest.mark.parametrize("key", ["cnn", "mlp"])
 def test_the_reference_carries_the_checkpoints_not_a_digit_rule(models: Models, key: str):
-    ref = json.loads(page_reference(PageModels(), models, key, None))
+    registry = PageModels()
+    ref = json.loads(page_reference(registry, models, key, None))
     rule = decline_threshold(models.pick(key, None).metadata)
     assert rule is not None and (ref["decline_below"], ref["decline_score"]) == (rule.below, rule.score)
+    # The "residual" score's weight rides in the reference, its subspace with the weights (net.js).
+    header = registry.payload(ref["hash"])["header"]
+    if rule.score == "residual":
+        assert ref["decline_weight"] == rule.subspace.weight
+        assert header["residual"]["features"] == rule.subspace.features == header["features"]
+        assert header["residual"]["rank"] == rule.subspace.rank
+    else:
+        assert ref["decline_weight"] is None and "residual" not in header
+    assert json.loads(page_reference(registry, models, key, None)) == ref  # picked again: the same, rule and all
+    assert registry.conversions == 1
     visitor = Visitor()
     own_key = visitor.adopt(own(0), "trained")  # no threshold in its metadata: it never declines
     ref = json.loads(page_reference(PageModels(), models, own_key, visitor))
-    assert ref["decline_below"] is None and ref["decline_score"] is None
+    assert ref["decline_below"] is None and ref["decline_score"] is None and ref["decline_weight"] is None
+
+
+@pytest.mark.parametrize("key", ["cnn", "mlp", "mlp-guide"])
+def test_the_map_knows_the_page_model_by_the_hash_the_page_has(models: Models, key: str):
+    """map.js places the page's readings only for the model whose hash the map names (ui/atlas.py)."""
+    checkpoint = models.pick(key, None)
+    rule = decline_threshold(checkpoint.metadata)
+    ref = json.loads(page_reference(PageModels(), models, key, None))
+    assert mapview.page_hash(checkpoint.model, rule.page_subspace if rule else None) == ref["hash"]
 
 
 def _live(models: Models) -> ModelInPage:

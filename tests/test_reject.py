@@ -8,11 +8,28 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_demo.checkpoint import Checkpoint
-from mnist_demo.data import Split
+from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
+from mnist_demo.data import Split, normalize
 from mnist_demo.inference import NOT_A_DIGIT, NOT_A_NUMBER, read_drawing, read_with
 from mnist_demo.models import build_model
-from mnist_demo.reject import DECLINE_KEY, SCORE_KEY, Decline, calibrate, decline_threshold, energy, top_probability
+from mnist_demo.reject import (
+    DECLINE_KEY,
+    RESIDUAL,
+    SCORE_KEY,
+    SUBSPACE_KEY,
+    WEIGHT_KEY,
+    Decline,
+    calibrate,
+    decline_threshold,
+    declines_of,
+    energy,
+    fit_subspace,
+    logits_and_features,
+    read_for,
+    scores_of,
+    top_probability,
+    with_rule,
+)
 from testkit.sketches import draw, sketchpad
 
 
@@ -126,3 +143,51 @@ def test_the_probability_score_is_the_softmax_the_page_shows():
     x = torch.randn(5, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(top_probability(model(x)), model(x).softmax(1).max(1).values)
+
+
+def _residual_rule(model: torch.nn.Module, below: float = 0.0) -> Decline:
+    """A residual rule for `model`, its subspace fitted on random images."""
+    images = torch.randint(0, 256, (300, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return Decline(below, RESIDUAL, fit_subspace(model, images))
+
+
+def test_the_residual_score_is_the_energy_less_the_weighted_residual():
+    model = build_model("cnn", 4).eval()
+    rule = _residual_rule(model)
+    images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    logits, features = logits_and_features(model, images)
+    with torch.no_grad():
+        assert torch.allclose(logits, model(normalize(images)), atol=1e-5)  # one pass gives both
+    expected = energy(logits).double() - rule.subspace.weight * rule.subspace.residual(features)
+    assert torch.equal(rule.scores(logits, features), expected) and torch.equal(
+        scores_of(model, images, rule), expected
+    )
+    assert rule.subspace.weight > 0
+    with pytest.raises(ValueError, match="features"):
+        rule.declines(logits)  # the residual cannot be had from the logits alone
+
+
+def test_a_residual_rule_travels_in_the_metadata_and_reads_the_same():
+    model = build_model("cnn", 4).eval()
+    rule = _residual_rule(model)
+    digits = Split(
+        torch.randint(0, 256, (200, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)),
+        torch.zeros(200),
+    )
+    rule = calibrate(model, digits, 0.1, RESIDUAL, rule.subspace)
+    rule = Decline(round(rule.below, 6), RESIDUAL, rule.subspace)  # as the metadata holds it
+    meta = checkpoint_metadata(model, **with_rule({}, rule, 0.1, "test"))
+    back = decline_threshold(meta)
+    assert back == rule and back.subspace is not None
+    assert torch.equal(declines_of(model, digits.images, back), declines_of(model, digits.images, rule))
+    assert abs(declines_of(model, digits.images, back).float().mean().item() - 0.1) <= 0.011
+    # read_with applies it to a drawing, features and all
+    value = sketchpad(draw("3"))
+    reading = read_with(Checkpoint(model, meta), value)
+    sketch_logits, sketch_features = read_for(model, reading.digits[0].sketch.tensor, back)
+    assert reading.declined == bool(back.declines(sketch_logits, sketch_features)[0])
+    # Without its subspace, or with one for other features, the rule is refused (never declines)
+    assert decline_threshold({k: v for k, v in meta.items() if k != SUBSPACE_KEY}) is None
+    wider = checkpoint_metadata(build_model("cnn", 8), **with_rule({}, rule, 0.1, "test"))
+    assert decline_threshold(wider) is None
+    assert rule.page()[WEIGHT_KEY] == rule.subspace.weight and Decline(2.0, "energy").page()[WEIGHT_KEY] is None

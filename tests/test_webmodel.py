@@ -1,4 +1,5 @@
-"""The page's model format: batch norm folded correctly (negative scales too), hashes, payloads and limits.
+"""The page's model format: batch norm folded correctly (negative scales too), hashes, payloads and limits,
+and the "residual" score's subspace carried with the weights.
 
 The format is checked here through `run_page_model`, its torch reading; tests/test_page_model.py runs the
 same formats through net.js in chromium.
@@ -20,12 +21,15 @@ from torch import nn
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.inference import prepare
 from mnist_demo.models import build_model
+from mnist_demo.reject import Decline, decline_threshold
+from mnist_demo.residual import Subspace, fit
 from mnist_demo.webmodel import (
     FORMAT,
     MAX_PAGE_FLOATS,
     PageModelError,
     logits_and_features,
     page_model,
+    page_residual,
     run_page_model,
 )
 from testkit.models import random_model
@@ -136,9 +140,10 @@ def test_the_registry_serves_published_models_by_hash_and_drops_the_oldest():
     registry = PageModels(max_floats=2 * floats)  # room for two of these
     pinned = json.loads(registry.publish(shipped, pin=True))
     ref = json.loads(registry.publish(a))
-    assert set(ref) == {"hash", "kind", "size", "crop", "decline_below", "decline_score"}
+    assert set(ref) == {"hash", "kind", "size", "crop", "decline_below", "decline_score", "decline_weight"}
     assert ref["kind"] == "cnn" and ref["size"] == 4
     assert ref["decline_below"] is None  # published without a threshold: the page never declines
+    assert ref["decline_score"] is None and ref["decline_weight"] is None
     assert registry.known(a) == ref["hash"] and registry.known(b) is None  # b: not published, not converted
     payload = registry.payload(ref["hash"])
     assert payload["header"] == page_model(a).header
@@ -148,3 +153,100 @@ def test_the_registry_serves_published_models_by_hash_and_drops_the_oldest():
     registry.publish(b)  # over the limit: the oldest unpinned goes
     assert registry.payload(ref["hash"]) is None and registry.known(a) is None
     assert registry.payload(pinned["hash"]) is not None and len(registry) == 2
+
+
+def subspace_of(model: nn.Module, rank: int = 8, seed: int = 0) -> Subspace:
+    """A residual score's subspace for `model`, fitted (as reject.fit_subspace) on its features of noise."""
+    x = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        logits, features = logits_and_features(model, x)
+    return fit(features, logits.logsumexp(dim=1), rank=rank)
+
+
+@pytest.mark.parametrize("kind, size, crop", [("cnn", 4, 2), ("cnn", 8, 0), ("mlp", 64, 0)])
+def test_the_subspace_travels_after_the_network_and_gives_the_residual(kind, size, crop):
+    model = random_model(kind, size, crop, seed=1)
+    subspace = subspace_of(model)
+    plain, page = page_model(model), page_model(model, subspace)
+    features, rank = plain.header["features"], subspace.rank
+    block = page.header["residual"]
+    assert "residual" not in plain.header
+    assert block == {
+        "features": features,
+        "rank": rank,
+        "mean": {"offset": plain.weights.size, "shape": [features]},
+        "basis": {"offset": plain.weights.size + features, "shape": [features, rank]},
+    }
+    assert page.header["floats"] == page.weights.size == plain.weights.size + features * (rank + 1)
+    assert np.array_equal(page.weights[: plain.weights.size], plain.weights)  # the network is the same
+    assert np.array_equal(page.weights[plain.weights.size :], subspace.floats())
+    assert page.hash != plain.hash  # the page's cache keeps both apart
+    assert page_model(model, subspace_of(model, seed=1)).hash != page.hash  # another subspace: another hash
+    assert page_residual(plain, torch.zeros(1, features)) is None
+    x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits, page_features = run_page_model(page, x)
+        _, torch_features = logits_and_features(model, x)
+    assert torch.equal(logits, run_page_model(plain, x)[0])  # the subspace changes nothing else
+    residual = page_residual(page, page_features)
+    assert residual.dtype == torch.float64 and residual.shape == (5,)
+    expected = subspace.residual(page_features)
+    assert ((residual - expected).abs() / expected).max() < 1e-9
+    # ... and from the torch modules' own features, within the folding's rounding (TOLERANCE)
+    assert ((residual - subspace.residual(torch_features)).abs() / expected).max() < TOLERANCE
+
+
+def test_a_subspace_of_another_width_or_too_big_is_refused():
+    model = random_model("cnn", 4, seed=0)
+    other = subspace_of(random_model("cnn", 8, seed=0))
+    with pytest.raises(PageModelError, match="subspace is of"):
+        page_model(model, other)
+    wide = random_model("mlp", 2048, seed=0)  # 1.6 million weights, with a subspace of 2048 x 2048 over the limit
+    huge = Subspace(torch.zeros(2048, dtype=torch.float64), torch.zeros(2048, 2048, dtype=torch.float64), 1.0)
+    with pytest.raises(PageModelError, match="too many to send to the page"):
+        page_model(wide, huge)
+
+
+def test_the_registry_sends_a_residual_rules_subspace_with_the_weights():
+    from ui.page_model import PageModels
+
+    model = random_model("cnn", 4, seed=0)
+    subspace = subspace_of(model)
+    rule = Decline(1.5, "residual", subspace)
+    registry = PageModels()
+    ref = json.loads(registry.publish(model, decline=rule))
+    assert (ref["decline_below"], ref["decline_score"], ref["decline_weight"]) == (1.5, "residual", subspace.weight)
+    header = registry.payload(ref["hash"])["header"]
+    assert header == page_model(model, subspace).header and header["residual"]["rank"] == subspace.rank
+    assert json.loads(registry.publish(model, decline=rule)) == ref and registry.conversions == 1
+    # Published without the subspace (no rule, another score), the same object is another page model.
+    energy = json.loads(registry.publish(model, decline=Decline(2.0, "energy")))
+    assert energy["hash"] == page_model(model).hash != ref["hash"] and energy["decline_weight"] is None
+    assert "residual" not in registry.payload(energy["hash"])["header"]
+    assert json.loads(registry.publish(model, decline=rule))["hash"] == ref["hash"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_a_shipped_models_rule_goes_to_the_page_with_its_subspace(path):
+    from ui.page_model import PageModels
+
+    checkpoint = load_checkpoint(path)
+    rule = decline_threshold(checkpoint.metadata)
+    assert rule is not None
+    registry = PageModels()
+    ref = json.loads(registry.publish(checkpoint.model, pin=True, decline=rule))
+    assert (ref["decline_below"], ref["decline_score"]) == (rule.below, rule.score)
+    page = registry._kept[ref["hash"]]
+    if rule.score != "residual":
+        assert "residual" not in page.header and ref["decline_weight"] is None
+        return
+    assert ref["decline_weight"] == rule.subspace.weight
+    assert page.header["residual"]["features"] == page.header["features"] == rule.subspace.features
+    assert page.header["floats"] <= MAX_PAGE_FLOATS
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        _, features = run_page_model(page, x)
+        _, torch_features = logits_and_features(checkpoint.model, x)
+    assert torch.equal(page_residual(page, features), rule.subspace.residual(features))
+    expected = rule.subspace.residual(torch_features)
+    assert ((page_residual(page, features) - expected).abs() / expected).max() < TOLERANCE

@@ -22,6 +22,7 @@ from mnist_demo import mapview
 from mnist_demo.atlas import NEIGHBOURS
 from mnist_demo.data import MNISTNotFoundError
 from mnist_demo.inference import Reading
+from mnist_demo.reject import decline_threshold
 from mnist_demo.session import Visitor
 from ui.common import QUIET, Models, Page
 
@@ -45,7 +46,10 @@ class MapHandlers:
     def show(self, reading: Reading | None, key: str, visitor: Visitor | None, sent: str | None = None, truth=None):
         """The map with `reading`'s drawing (None: the map alone) and the visitor's drawings; the page's JSON
         when the model is not the one it has (`sent`: that model's hash)."""
-        model = self.models.pick(key, visitor).model
+        checkpoint = self.models.pick(key, visitor)
+        model = checkpoint.model
+        rule = decline_threshold(checkpoint.metadata)
+        subspace = rule.page_subspace if rule is not None else None  # the page's copy carries it, and its hash
         mine = visitor.drawings.as_split() if visitor is not None and len(visitor.drawings) else None
         try:
             view = mapview.map_view(
@@ -55,8 +59,8 @@ class MapHandlers:
                 mine.labels.numpy() if mine else None,
                 None if truth in (None, "") else int(truth),
             )
-            hashed = mapview.page_hash(model) or "none"  # a model too big for the page: it never reads
-            page = gr.skip() if hashed == sent else json.dumps(mapview.page_map(model), separators=(",", ":"))
+            hashed = mapview.page_hash(model, subspace) or "none"  # a model too big for the page: it never reads
+            page = gr.skip() if hashed == sent else json.dumps(mapview.page_map(model, subspace), separators=(",", ":"))
         except MNISTNotFoundError:
             return None, NO_MNIST, [], None, None
         return view.picture, view.sentence, view.neighbours, page, hashed

@@ -5,7 +5,7 @@ verdict.js and live.js; `window.mnistDemo.read(strokes)`), with the constants in
 
 How weights travel: an event names the model the page should run by setting this component's value to
 a small reference (`PageModels.publish` returns it: hash, kind, size, the checkpoint's "not a digit"
-threshold, as JSON); the page then asks for
+rule, as JSON); the page then asks for
 the weights with the component's server function, `server.page_weights(hash)`, which answers with
 `mnist_demo.webmodel`'s payload (header plus base64 float32) outside Gradio's queue, and keeps them by
 hash (mnist_demo/web/page_model.js). A model published again unchanged keeps its hash, so the page
@@ -41,7 +41,7 @@ from torch import nn
 
 from mnist_demo.data import normalize
 from mnist_demo.inference import MAX_DIGITS, NOT_A_DIGIT, NOT_A_NUMBER, NUMBER_ALTERNATIVES, UNSURE_BELOW
-from mnist_demo.reject import DECLINE_KEY, SCORE_KEY, Decline, decline_threshold
+from mnist_demo.reject import DECLINE_KEY, SCORE_KEY, WEIGHT_KEY, Decline, decline_threshold
 from mnist_demo.session import Visitor, is_own
 from mnist_demo.strokes import PAGE_CONSTANTS
 from mnist_demo.webmodel import HASH_CHARS, PageModel, PageModelError, page_model
@@ -88,16 +88,19 @@ class PageModels:
         """Make `model` fetchable by the page; the component value that names it (pass it to the gr.HTML).
 
         `pin` keeps it whatever comes later (the shipped models); `decline` is its checkpoint's "not a digit"
-        rule (`reject.decline_threshold`), which the page applies as the server does. A model
+        rule (`reject.decline_threshold`), which the page applies as the server does: the reference carries
+        it, and a "residual" rule's subspace goes with the weights (`webmodel.page_model`). A model
         published before and still kept is not converted again, so `model` must not change once
-        published. Raises `webmodel.PageModelError` for a model too big for the page: the caller then
-        leaves the page without one (the server reads).
+        published (nor its rule: a model object comes with one checkpoint's; only whether a subspace
+        goes along is checked). Raises `webmodel.PageModelError` for a model too big for the page: the
+        caller then leaves the page without one (the server reads).
         """
+        subspace = decline.page_subspace if decline is not None else None
         with self._lock:
-            known = self._published.get(model)
-            if known in self._kept:
-                return self._keep(self._kept[known], pin, decline)
-        page = page_model(model)  # outside the lock: a few ms for a CNN, more for a wide MLP
+            known = self._kept.get(self._published.get(model, ""))
+            if known is not None and ("residual" in known.header) == (subspace is not None):
+                return self._keep(known, pin, decline)
+        page = page_model(model, subspace)  # outside the lock: a few ms for a CNN, more for a wide MLP
         with self._lock:
             self.conversions += 1
             self._published[model] = page.hash
@@ -148,8 +151,9 @@ class PageModels:
 
 def reference(page: PageModel, decline: Decline | None = None) -> str:
     """The component value naming `page`: its hash, what it is and its checkpoint's "not a digit" rule
-    (`decline_below` and `decline_score`; null: it never declines), as JSON (the page fetches the weights by hash)."""
-    rule = decline.page() if decline is not None else {DECLINE_KEY: None, SCORE_KEY: None}
+    (`decline_below`, `decline_score` and `decline_weight`, the residual's weight; null: it never
+    declines), as JSON (the page fetches the weights by hash)."""
+    rule = decline.page() if decline is not None else {DECLINE_KEY: None, SCORE_KEY: None, WEIGHT_KEY: None}
     return json.dumps({**{k: page.header[k] for k in ("hash", "kind", "size", "crop")}, **rule})
 
 

@@ -5,15 +5,16 @@
 //
 //   window.mnistDemo.read(strokes) -> the page's reading of strokes (the pad's value, parsed), or null
 //       when the page cannot read (no model in the page yet or at all, a model that failed, disabled):
-//       {source: "page", label, verdict, digits: [{probabilities, input}], numbers, declined, probabilities,
-//        input, features, modelHash, ms}
+//       {source: "page", label, verdict, digits: [{probabilities, input, score, declined}], numbers, declined,
+//        probabilities, input, features, modelHash, ms}
 //       label: the digits read ("7", "42"; "" when nothing is), verdict: inference.py's sentence (null
 //       when nothing is read: an empty pad, a dot), probabilities / input / features: one array per digit
 //       (10 probabilities, 784 uint8 pixels of what the network saw, the classifier's input), numbers:
 //       Reading.label() as [text, p] pairs, ms: how long the reading took. Throws an Error for strokes
 //       that are not strokes, with strokes.py's message.
-//       declined: true when the model's "not a digit" rule (its reference's decline_below and
-//       decline_score) declines some digit, as inference.Reading.declined; the verdict then says so.
+//       declined: true when the model's "not a digit" rule (its reference's decline_below, decline_score
+//       and decline_weight; verdict.js) declines some digit, as inference.Reading.declined; the verdict then
+//       says so. Each digit's score is the rule's (null without one) and its declined whether it is below.
 //   window.mnistDemo.pageReads() -> whether the page reads now (a model arrived and working, not disabled):
 //       the reading panel then keeps a server reading of older strokes or of another model off screen.
 //   window.mnistDemo.disabled -> true: the page reads nothing and the server's reading is all there is.
@@ -68,8 +69,9 @@
       const probabilities = outputs.map((o) => Array.from(o.probabilities));
       const input = sketches.map((s) => Array.from(s.image));
       const ref = models.currentRef;
-      const rule = ref && ref.hash === net.hash ? ref : null; // its decline_below and decline_score
-      const declined = MnistVerdict.declines(outputs.map((o) => o.logits), rule);
+      const rule = ref && ref.hash === net.hash ? ref : null; // its decline_below, decline_score and decline_weight
+      const scores = MnistVerdict.scores(outputs, rule);
+      const declined = MnistVerdict.declines(outputs, rule);
       const said = sketches.length
         ? words.describe(probabilities, declined)
         : { text: "", verdict: null, declined: false, numbers: [] };
@@ -77,7 +79,12 @@
         source: "page",
         label: said.text,
         verdict: said.verdict,
-        digits: probabilities.map((p, i) => ({ probabilities: p, input: input[i] })),
+        digits: probabilities.map((p, i) => ({
+          probabilities: p,
+          input: input[i],
+          score: scores[i],
+          declined: declined[i],
+        })),
         numbers: said.numbers,
         declined: said.declined,
         probabilities,

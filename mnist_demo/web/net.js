@@ -6,7 +6,13 @@
 // tests/test_page_model.py checks it against torch in chromium; bench/page_model.py times it.
 //
 //   const net = MnistNet.fromPayload(payload);       // payload = {header, weights: base64}
-//   const {logits, probabilities, features} = net.forward(image);   // image: 784 normalised values
+//   const {logits, probabilities, features, residual} = net.forward(image);   // image: 784 normalised values
+//
+// `residual` is null unless the header has a "residual" block: the subspace of the "residual" score
+// (mnist_demo/residual.py; its mean and its (features, rank) basis lie in the same array). It is then the
+// length of the features' part off that subspace, in float64, as residual.Subspace.residual computes it
+// from the float32 features: ||z - B (B^T z)|| with z = features - mean. verdict.js combines it with the
+// logits' energy.
 //
 // The weights travel as float32; the page computes in float64 (Float64Array buffers): V8 then loads
 // each value without a conversion, which is faster, and rounds less than torch does.
@@ -182,6 +188,31 @@
     };
   }
 
+  // The "residual" score's half: features (F float32 values) -> ||z - B (B^T z)||, z = features - mean,
+  // in float64 with torch's order of steps ((z @ B) @ B.T, then the difference, then the norm).
+  function residualStep(rank, mean, basis) {
+    const n = mean.length;
+    const z = new Float64Array(n), p = new Float64Array(rank);
+    return {
+      run(f) {
+        for (let i = 0; i < n; i++) z[i] = f[i] - mean[i];
+        p.fill(0);
+        for (let i = 0, k = 0; i < n; i++) {
+          const zi = z[i];
+          for (let j = 0; j < rank; j++, k++) p[j] += zi * basis[k];
+        }
+        let sum = 0;
+        for (let i = 0, k = 0; i < n; i++) {
+          let q = 0;
+          for (let j = 0; j < rank; j++, k++) q += p[j] * basis[k];
+          const r = z[i] - q;
+          sum += r * r;
+        }
+        return Math.sqrt(sum);
+      },
+    };
+  }
+
   /** Probabilities from logits, shifted by their max so that exp never overflows. */
   function softmax(logits) {
     const top = Math.max(...logits);
@@ -239,10 +270,22 @@
       if (shape[0] !== header.classes || this.featureStep === undefined) {
         throw new Error(`the network should end in a linear layer with ${header.classes} outputs`);
       }
+      this.residual = null;
+      if (header.residual) {
+        const { features, rank } = header.residual;
+        const width = header.layers[header.layers.length - 1].in; // the classifier's input
+        if (features !== width || !Number.isInteger(rank) || rank < 1 || rank > features) {
+          throw new Error(`the residual's subspace (${features} features, rank ${rank}) does not fit ${width}`);
+        }
+        const mean = tensor(weights, header.residual.mean, [features], "the residual's mean");
+        const basis = tensor(weights, header.residual.basis, [features, rank], "the residual's basis");
+        this.residual = residualStep(rank, mean, basis);
+      }
       this.input = new Float64Array(this.inputSize);
     }
 
-    /** `image`: 784 normalised values ((x - mean) / std, row-major 28x28) -> logits, probabilities, features. */
+    /** `image`: 784 normalised values ((x - mean) / std, row-major 28x28) -> logits, probabilities, features,
+     *  residual (null without a subspace). */
     forward(image) {
       if (!image || image.length !== this.inputSize) {
         throw new Error(`the network reads ${this.inputSize} values, got ${image && image.length}`);
@@ -254,7 +297,9 @@
         x = step.run(x);
       });
       const logits = Float32Array.from(x);
-      return { logits, probabilities: softmax(logits), features: Float32Array.from(features) };
+      const float32 = Float32Array.from(features); // the residual reads these, as torch reads its float32 features
+      const residual = this.residual ? this.residual.run(float32) : null;
+      return { logits, probabilities: softmax(logits), features: float32, residual };
     }
   }
 

@@ -2,17 +2,18 @@
 //
 // Runs as the js_on_load of the gr.HTML that ui/page_model.py builds (`element`, `props`, `server` and
 // `watch` come from Gradio; MnistNet from net.js in its head). The component's value is a small JSON
-// reference, {"hash": ..., "kind": ..., "size": ..., "crop": ..., "decline_below": ..., "decline_score": ...},
-// set by any server event (a model picked, an epoch trained, a file loaded); the weights come on request
+// reference, {"hash": ..., "kind": ..., "size": ..., "crop": ..., "decline_below": ..., "decline_score": ...,
+// "decline_weight": ...}, set by any server event (a model picked, an epoch trained, a file loaded); the weights come on request
 // from `server.page_weights(hash)` and are kept by hash, so switching back to a model costs nothing.
 // It exposes window.mnistDemo.models:
 //
 //   models.get(hash)      -> Promise of an MnistNet.Net (fetched once, then from the cache)
 //   models.current        -> the Net for the component's value, or null until it has arrived
 //   models.currentHash    -> the hash the value names (set at once, before its weights arrive)
-//   models.currentRef     -> the whole reference (decline_below and decline_score: the "not a digit" rule)
+//   models.currentRef     -> the whole reference (decline_below, decline_score, decline_weight: the "not a
+//                            digit" rule; a "residual" rule's subspace comes with the weights, net.js)
 //   models.onChange(fn)   -> call fn(net or null) each time `current` changes
-const MAX_KEPT = 8; // models kept in the page; the oldest is dropped past this (a CNN is 0.4 MB)
+const MAX_KEPT = 8; // models kept in the page; the oldest is dropped past this (a CNN is 0.4 MB, 0.6 MB with its subspace)
 const cache = new Map(); // hash -> Promise of a Net, in order of last use
 const listeners = [];
 const demo = (window.mnistDemo = window.mnistDemo || {});

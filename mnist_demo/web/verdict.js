@@ -6,14 +6,19 @@
 // checkpoint's "not a digit" rule declines a digit, "That does not look like a digit." (or "... a number: ...").
 //
 //   const words = MnistVerdict.words(C);
-//   const declined = MnistVerdict.declines([logits, ...], rule);  // rule: {decline_below, decline_score} or null
+//   const declined = MnistVerdict.declines([output, ...], rule);  // rule: {decline_below, decline_score,
+//                                                                 //        decline_weight} or null
 //   words.describe([probabilities, ...], declined)  -> {text, verdict, declined, numbers: [[text, p], ...]}
 //
-// `probabilities` and `logits` are the ten of each digit, left to right; `declined` one boolean each (null:
-// none). The rule is the model reference's (ui/page_model.py), applied as mnist_demo/reject.py's Decline
-// applies it: the top softmax probability ("probability") or the log-sum-exp of the logits ("energy")
-// below `decline_below`. `numbers` is Reading.label() as pairs: all ten digits for one digit, else the
-// likeliest numbers, best first.
+// `probabilities` are the ten of each digit, left to right; each `output` is net.js's forward of that
+// digit ({logits, residual}; the ten logits alone do for the scores that need nothing else); `declined`
+// one boolean each (null: none). The rule is the model reference's (ui/page_model.py), applied as
+// mnist_demo/reject.py's Decline applies it: the top softmax probability ("probability"), the log-sum-exp
+// of the logits ("energy"), or that energy less `decline_weight` times the features' residual off the
+// digits' subspace ("residual", in float64; the subspace comes with the weights, net.js) below
+// `decline_below`. `MnistVerdict.scores(outputs, rule)` gives the scores themselves (null where the rule
+// cannot be applied: no rule, or no residual). `numbers` is Reading.label() as pairs: all ten digits for
+// one digit, else the likeliest numbers, best first.
 (() => {
   "use strict";
 
@@ -37,24 +42,48 @@
 
   const withArticle = (digit) => `${digit === 8 ? "an" : "a"} ${digit}`;
 
-  /** The scores of reject.py's SCORES, of one digit's ten float32 logits, in float32 as torch's are. */
+  /** The energy of ten float32 logits: their log-sum-exp, rounded to float32 as torch's is. */
+  function energy(logits) {
+    const top = Math.max(...logits);
+    let sum = 0;
+    for (const z of logits) sum += Math.exp(z - top);
+    return Math.fround(top + Math.log(sum));
+  }
+
+  // The scores of reject.py's Decline, of one digit's output ({logits, residual}); null when it cannot be
+  // computed. `float32`: torch computes it in float32 and compares it with the threshold in float32.
   const SCORES = {
-    probability: (logits) => Math.max(...MnistNet.softmax(logits)), // the probabilities the panel shows (net.js)
-    energy(logits) {
-      const top = Math.max(...logits);
-      let sum = 0;
-      for (const z of logits) sum += Math.exp(z - top);
-      return Math.fround(top + Math.log(sum));
+    probability: { float32: true, of: (o) => Math.max(...MnistNet.softmax(o.logits)) }, // the panel's (net.js)
+    energy: { float32: true, of: (o) => energy(o.logits) },
+    // Decline.scores: the float32 energy, then in float64 less the weight times the float64 residual
+    residual: {
+      float32: false,
+      of: (o, rule) =>
+        typeof o.residual === "number" && typeof rule.decline_weight === "number"
+          ? energy(o.logits) - rule.decline_weight * o.residual
+          : null,
     },
   };
 
-  /** Each digit's "declined" under `rule` ({decline_below, decline_score}); all false without a rule. */
-  function declines(logits, rule) {
+  /** One digit's net.js output, or its ten logits alone: {logits, residual}. */
+  const output = (o) => (Array.isArray(o) || ArrayBuffer.isView(o) ? { logits: o, residual: null } : o);
+
+  /** The score `rule` compares of each digit's output: null for each without a rule (or one it cannot apply). */
+  function scores(outputs, rule) {
     const below = rule ? rule.decline_below : null;
     const score = SCORES[(rule && rule.decline_score) || "probability"];
-    if (below === null || below === undefined || !score) return logits.map(() => false);
-    // torch compares float32 scores with the threshold in float32
-    return logits.map((z) => score(z) < Math.fround(below));
+    if (below === null || below === undefined || !score) return outputs.map(() => null);
+    return outputs.map((o) => score.of(output(o), rule));
+  }
+
+  /** Each digit's "declined" under `rule` ({decline_below, decline_score, decline_weight}); all false without a
+   *  rule, and for a digit whose score cannot be computed (a "residual" rule and no residual: the server decides). */
+  function declines(outputs, rule) {
+    const values = scores(outputs, rule);
+    if (values.every((v) => v === null)) return values.map(() => false);
+    const score = SCORES[rule.decline_score || "probability"];
+    const below = score.float32 ? Math.fround(rule.decline_below) : rule.decline_below;
+    return values.map((v) => v !== null && v < below);
   }
 
   function words(C) {
@@ -101,5 +130,5 @@
     return { describe };
   }
 
-  globalThis.MnistVerdict = { words, declines, percent, argmax, runnerUp };
+  globalThis.MnistVerdict = { words, declines, scores, energy, percent, argmax, runnerUp };
 })();
