@@ -38,10 +38,19 @@ def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     raise TypeError(f"not a model of this package: {type(model).__name__}")
 
 
-def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The classifier's input for normalised images (B, 1, 28, 28), in the model's current mode, dtype and
-    device, in one pass: for an inference copy, already in eval mode, reading a drawing (`reject.read_for`)."""
-    return _features(model, x)
+def logits_and_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`model`'s logits (B, 10) and the classifier's input (B, F) for normalised images (B, 1, 28, 28), in
+    one pass, in the model's current mode, dtype and device, as `model(x)` computes them (an inference
+    copy reading a drawing, `reject.read_for`; the page's torch reference, `webmodel`)."""
+    features = _features(model, x)
+    return classifier(model)(features), features
+
+
+def digit_logits_and_features(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 digits (N, 28, 28) -> their logits (N, 10) and features (N, F), in eval mode, batched."""
+    found = digit_features(model, images)
+    with torch.no_grad():
+        return classifier(model)(found), found
 
 
 @torch.no_grad()

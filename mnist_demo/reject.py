@@ -38,7 +38,7 @@ from torch import nn
 from mnist_demo import handfonts, residual
 from mnist_demo.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mnist_demo.data import NUM_CLASSES, MNISTNotFoundError, Split, load_mnist
-from mnist_demo.features import classifier, digit_features, forward_features
+from mnist_demo.features import digit_logits_and_features, logits_and_features
 from mnist_demo.metrics import logits_of
 from mnist_demo.models import expected_layout
 from mnist_demo.preprocess import sketch_to_tensor
@@ -104,8 +104,12 @@ class Decline:
     def page(self) -> dict[str, Any]:
         """The rule as the page's reference carries it (mnist_demo/web/verdict.js applies it; the residual's
         subspace travels with the model's weights, mnist_demo/webmodel.py)."""
-        weight = self.subspace.weight if self.needs_features and self.subspace is not None else None
-        return {DECLINE_KEY: self.below, SCORE_KEY: self.score, WEIGHT_KEY: weight}
+        subspace = self.page_subspace
+        return {
+            DECLINE_KEY: self.below,
+            SCORE_KEY: self.score,
+            WEIGHT_KEY: None if subspace is None else subspace.weight,
+        }
 
 
 def _sensible(score: str, value: float) -> bool:
@@ -159,23 +163,14 @@ def read_for(model: nn.Module, x: torch.Tensor, rule: Decline | None) -> tuple[t
     mode it is in, as `model(x)` would be (the app's inference copies are in eval mode)."""
     if rule is None or not rule.needs_features:
         return model(x), None
-    features = forward_features(model, x)
-    return classifier(model)(features), features
-
-
-def logits_and_features(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 28, 28) uint8 -> (N, 10) logits and (N, F) features, in eval mode: the classifier reads the
-    features, so one forward pass gives both (`features.classifier(model)(features)` is `model(x)`)."""
-    features = digit_features(model, images)
-    with torch.no_grad():
-        return classifier(model)(features), features
+    return logits_and_features(model, x)
 
 
 def scores_of(model: nn.Module, images: torch.Tensor, rule: Decline | str = "probability") -> torch.Tensor:
     """(N, 28, 28) uint8 -> (N,) scores of `rule` (or of a score of SCORES, by name), in eval mode."""
     rule = rule if isinstance(rule, Decline) else Decline(0.0, rule)
     if rule.needs_features:
-        return rule.scores(*logits_and_features(model, images))
+        return rule.scores(*digit_logits_and_features(model, images))
     return rule.scores(logits_of(model, images))
 
 
@@ -232,7 +227,7 @@ def calibrate(
 
 def fit_subspace(model: nn.Module, digits: torch.Tensor) -> Subspace:
     """The residual score's subspace and weight for `model`, fitted on uint8 `digits` (MNIST's training set)."""
-    logits, features = logits_and_features(model, digits)
+    logits, features = digit_logits_and_features(model, digits)
     return residual.fit(features, energy(logits))
 
 

@@ -216,16 +216,3 @@ def page_residual(page: PageModel, features: torch.Tensor) -> torch.Tensor | Non
     mean, basis = _tensor(weights, block["mean"]).double(), _tensor(weights, block["basis"]).double()
     z = features.double() - mean
     return (z - (z @ basis) @ basis.T).norm(dim=1)
-
-
-def logits_and_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`model`'s logits (B, 10) and the classifier's input (B, F), straight from the torch modules."""
-    if isinstance(model, GuideMLP):
-        hidden = torch.relu(model.fc1(model.flatten(x)))
-        return model.fc2(hidden), hidden
-    if isinstance(model, SmallCNN):
-        if model.crop:
-            x = x[:, :, model.crop : -model.crop, model.crop : -model.crop]
-        features = model.features(x).flatten(1)
-        return model.classifier(features), features
-    raise TypeError(f"not a model of this package: {type(model).__name__}")

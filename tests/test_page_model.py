@@ -27,10 +27,11 @@ import pytest
 import torch
 
 from mnist_demo.checkpoint import load_checkpoint
+from mnist_demo.features import logits_and_features
 from mnist_demo.reject import Decline, decline_threshold
 from mnist_demo.residual import fit
 from mnist_demo.segment import split_digits
-from mnist_demo.webmodel import FORMAT, PageModel, logits_and_features, run_page_model
+from mnist_demo.webmodel import FORMAT, PageModel, run_page_model
 from testkit.browser import chromium_missing, launch, new_page, save_evidence, wait_until
 from testkit.canvases import sketch_values
 from testkit.models import random_model

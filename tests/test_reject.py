@@ -10,6 +10,7 @@ import torch
 
 from mnist_demo.checkpoint import Checkpoint, checkpoint_metadata
 from mnist_demo.data import Split, normalize
+from mnist_demo.features import digit_logits_and_features
 from mnist_demo.inference import NOT_A_DIGIT, NOT_A_NUMBER, read_drawing, read_with
 from mnist_demo.models import build_model
 from mnist_demo.reject import (
@@ -24,7 +25,6 @@ from mnist_demo.reject import (
     declines_of,
     energy,
     fit_subspace,
-    logits_and_features,
     read_for,
     scores_of,
     top_probability,
@@ -155,7 +155,7 @@ def test_the_residual_score_is_the_energy_less_the_weighted_residual():
     model = build_model("cnn", 4).eval()
     rule = _residual_rule(model)
     images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    logits, features = logits_and_features(model, images)
+    logits, features = digit_logits_and_features(model, images)
     with torch.no_grad():
         assert torch.allclose(logits, model(normalize(images)), atol=1e-5)  # one pass gives both
     expected = energy(logits).double() - rule.subspace.weight * rule.subspace.residual(features)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mnist_demo.checkpoint import load_checkpoint
+from mnist_demo.features import logits_and_features
 from mnist_demo.inference import prepare
 from mnist_demo.models import build_model
 from mnist_demo.reject import Decline, decline_threshold
@@ -27,7 +28,6 @@ from mnist_demo.webmodel import (
     FORMAT,
     MAX_PAGE_FLOATS,
     PageModelError,
-    logits_and_features,
     page_model,
     page_residual,
     run_page_model,

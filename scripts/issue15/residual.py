@@ -13,7 +13,8 @@ import torch
 from mnist_demo import residual
 from mnist_demo.checkpoint import load_checkpoint
 from mnist_demo.data import load_mnist
-from mnist_demo.reject import Decline, energy, logits_and_features
+from mnist_demo.features import digit_logits_and_features
+from mnist_demo.reject import Decline, energy
 
 torch.set_num_threads(2)
 E = torch.load("experiments/eval.pt")
@@ -23,8 +24,8 @@ flat = [p for p in T["pieces"] if p is not None]
 kinds = [k for p, k in zip(T["pieces"], T["kinds"]) if p is not None]
 owner = torch.cat([torch.full((len(p),), i) for i, p in enumerate(flat)])
 sets = {"digits": E["tune_images"], "nondigits": torch.cat(flat), "letters": E["letters"]}
-outputs = {k: logits_and_features(model, v) for k, v in sets.items()}
-train_logits, train_features = logits_and_features(model, load_mnist(train=True).images)
+outputs = {k: digit_logits_and_features(model, v) for k, v in sets.items()}
+train_logits, train_features = digit_logits_and_features(model, load_mnist(train=True).images)
 
 
 def report(name: str, rule: Decline) -> None:
